@@ -1,0 +1,35 @@
+# pbft — the two commands of the README are `make run` and `make test`; both install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-slow lint bench soak clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/pbft run data/input1.csv
+
+# Exit code 5 (no tests collected) is a failure, never a silent pass.
+test: install
+	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check pbft_core thresh_sig cli tests
+
+bench: install
+	$(BIN)/python -m thresh_sig bench
+
+clean:
+	rm -rf $(VENV) .pbft build *.egg-info

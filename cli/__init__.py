@@ -1,0 +1,1 @@
+"""pbft command-line application."""

@@ -1,0 +1,73 @@
+"""What each certificate signs, and checking certificates once.
+
+A certificate is one 96-byte BLS signature: either a 2f+1 threshold signature (prepare, commit,
+checkpoint) or the n-of-n aggregate of all prepare shares (the fast path). Each signs a
+domain-separated message naming its kind, so no certificate can be passed off as another, and
+the aggregate verifies against a different key than the threshold signature.
+
+Verifying a BLS certificate costs a pairing (milliseconds), and the same certificate reaches a
+replica many times (in view changes, catch-ups, new views), so verified ones are remembered.
+"""
+
+from __future__ import annotations
+
+from .crypto import NodeCrypto, threshold_message
+from .messages import CheckpointProof, Proof, ProofKind, batch_digest
+
+VERIFIED_CACHE_MAX = 50_000
+
+
+def prepare_message(view: int, seq: int, digest: bytes) -> bytes:
+    return threshold_message("prepare", view, seq, digest)
+
+
+def commit_message(view: int, seq: int, digest: bytes) -> bytes:
+    return threshold_message("commit", view, seq, digest)
+
+
+def checkpoint_message(seq: int, state_digest: bytes) -> bytes:
+    return threshold_message("checkpoint", seq, state_digest)
+
+
+def proof_message(kind: int, view: int, seq: int, digest: bytes) -> bytes:
+    if kind == ProofKind.COMMIT:
+        return commit_message(view, seq, digest)
+    return prepare_message(view, seq, digest)
+
+
+class Certifier:
+    """Checks certificates against the cluster's keys, caching successes."""
+
+    def __init__(self, crypto: NodeCrypto) -> None:
+        self._crypto = crypto
+        self._verified: set[tuple[bytes, bytes]] = set()
+
+    def _check(self, message: bytes, certificate: bytes, aggregate: bool) -> bool:
+        key = (message, certificate)
+        if key in self._verified:
+            return True
+        if aggregate:
+            ok = self._crypto.verify_aggregate(message, certificate)
+        else:
+            ok = self._crypto.verify_certificate(message, certificate)
+        if ok:
+            if len(self._verified) >= VERIFIED_CACHE_MAX:
+                self._verified.clear()
+            self._verified.add(key)
+        return ok
+
+    def threshold(self, message: bytes, certificate: bytes) -> bool:
+        return self._check(message, certificate, aggregate=False)
+
+    def aggregate(self, message: bytes, aggregate: bytes) -> bool:
+        return self._check(message, aggregate, aggregate=True)
+
+    def proof(self, proof: Proof) -> bool:
+        if proof.kind not in ProofKind.ALL:
+            return False
+        message = proof_message(proof.kind, proof.view, proof.seq, batch_digest(proof.batch))
+        return self._check(message, proof.certificate, aggregate=proof.kind == ProofKind.FAST)
+
+    def checkpoint(self, checkpoint: CheckpointProof) -> bool:
+        message = checkpoint_message(checkpoint.seq, checkpoint.state_digest)
+        return self._check(message, checkpoint.certificate, aggregate=False)

@@ -1,0 +1,92 @@
+"""Cluster configuration: sizes, named quorums and timers.
+
+Every threshold the protocol uses is a named property here, derived from f, so no module ever
+writes a bare ``5``. Times are milliseconds (``_ms``) of whatever clock the shell feeds the
+replica: wall time in the pipes and TCP shells, virtual time in the simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+ACCOUNTS: tuple[str, ...] = tuple("ABCDEFGHIJ")
+INITIAL_BALANCE = 10
+
+
+def replica_name(replica_id: int) -> str:
+    return f"n{replica_id}"
+
+
+@dataclass(frozen=True)
+class Timers:
+    # A backup that holds an accepted request unexecuted for this long suspects the leader.
+    execution_timeout_ms: float = 600.0
+    # A view change that does not complete in this long moves to the next view; doubles each time.
+    view_change_timeout_ms: float = 600.0
+    # The collector waits at most this long for all n prepare shares before falling back to 2f+1
+    # (the adaptive timer is clamped to [fast_path_timeout_min_ms, fast_path_timeout_max_ms]).
+    fast_path_timeout_min_ms: float = 2.0
+    fast_path_timeout_max_ms: float = 50.0
+    # A client that has no f+1 matching replies after this long broadcasts to every replica.
+    client_timeout_ms: float = 400.0
+    # A read-only request without 2f+1 matching replies after this long is re-sent as ordered.
+    read_timeout_ms: float = 300.0
+    # The leader waits at most this long to fill a batch while instances are in flight.
+    batch_wait_ms: float = 1.0
+    # Replicas gossip their progress this often, so one left in the dark learns it is behind.
+    status_interval_ms: float = 150.0
+    # A delaying ("time") Byzantine leader holds each message for this fraction of the
+    # execution timeout: long enough to matter, short enough that no timer fires.
+    time_attack_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    f: int = 2
+    checkpoint_interval: int = 10
+    # Sequence numbers a leader may run ahead of the last stable checkpoint (high watermark).
+    log_window: int = 400
+    batch_size_max: int = 64
+    # Consensus instances the leader keeps in flight before it waits (pipelining depth).
+    inflight_max: int = 8
+    fast_path: bool = True
+    timers: Timers = field(default_factory=Timers)
+
+    @property
+    def n(self) -> int:
+        return 3 * self.f + 1
+
+    @property
+    def quorum(self) -> int:
+        """Certificates (prepare, commit, checkpoint, view change): any two intersect in an honest replica."""
+        return 2 * self.f + 1
+
+    @property
+    def fast_quorum(self) -> int:
+        """The fast path needs every replica's share."""
+        return self.n
+
+    @property
+    def reply_quorum(self) -> int:
+        """Matching replies a client needs for an ordered request: one is from an honest replica."""
+        return self.f + 1
+
+    @property
+    def read_quorum(self) -> int:
+        """Matching replies for an unordered read: intersects every commit quorum in an honest replica."""
+        return 2 * self.f + 1
+
+    @property
+    def join_quorum(self) -> int:
+        """View-change messages for a higher view that make a replica join it: one is honest."""
+        return self.f + 1
+
+    @property
+    def replica_ids(self) -> range:
+        return range(1, self.n + 1)
+
+    def leader_of(self, view: int) -> int:
+        return (view - 1) % self.n + 1
+
+    def with_changes(self, **changes: object) -> ClusterConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,216 @@
+"""Authentication for the protocol: Ed25519 identities and BLS threshold certificates.
+
+Two suites implement one interface, `NodeCrypto`:
+
+- `RealCrypto` (the default, and the only one a key file or the CLI can produce): Ed25519 via
+  libsodium (PyNaCl) for point-to-point messages, `thresh_sig` (BLS12-381) for certificates.
+- `SimCrypto`, for the simulator only: keyed hashes (HMAC-SHA256) with the same verification
+  semantics: only the holder of a secret can produce a valid signature or share, a combined
+  certificate verifies only if it was made from `quorum` valid shares of distinct signers, and the
+  n-of-n aggregate only from all n. It does not model signature sizes' cost, malleability or the
+  algebra of BLS (e.g. rogue-key attacks are out of scope); it makes seeds cheap.
+
+Threshold messages are domain-separated: ``pbft/v1/ts/<kind>/`` + msgpack([view, seq, digest]),
+so a prepare share can never be used as a commit or checkpoint share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgpack
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+ED25519_SIG_SIZE = 64
+CERT_SIZE = 96
+
+
+def threshold_message(kind: str, *fields: int | bytes) -> bytes:
+    return b"pbft/v1/ts/" + kind.encode() + b"/" + msgpack.packb(list(fields), use_bin_type=True)
+
+
+class NodeCrypto(Protocol):
+    """What one node (replica or client) can do: sign as itself, verify everyone."""
+
+    def sign(self, payload: bytes) -> bytes: ...
+    def verify_replica(self, replica: int, payload: bytes, sig: bytes) -> bool: ...
+    def verify_client(self, client: str, payload: bytes, sig: bytes) -> bool: ...
+    def knows_client(self, client: str) -> bool: ...
+    # threshold certificates
+    def sign_share(self, message: bytes) -> bytes: ...
+    def verify_share(self, replica: int, message: bytes, share: bytes) -> bool: ...
+    def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
+        """Combine `quorum` shares into a certificate, verifying once. On failure return
+        ``(None, bad_signers)`` naming the shares that do not verify."""
+        ...
+    def verify_certificate(self, message: bytes, certificate: bytes) -> bool: ...
+    def aggregate_all(self, shares: Mapping[int, bytes], message: bytes) -> bytes | None: ...
+    def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool: ...
+
+
+# ---- real -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PublicKeys:
+    """What everyone knows: identities and the threshold group key."""
+
+    replicas: dict[int, bytes]  # Ed25519 public keys
+    clients: dict[str, bytes]
+    group: bytes  # thresh_sig.GroupKey bytes
+
+
+class RealCrypto:
+    def __init__(self, public: PublicKeys, signing_seed: bytes, key_share: bytes | None) -> None:
+        import thresh_sig
+
+        self._ts = thresh_sig
+        self._signing = SigningKey(signing_seed)
+        self._replica_keys = {r: VerifyKey(k) for r, k in public.replicas.items()}
+        self._client_keys = {c: VerifyKey(k) for c, k in public.clients.items()}
+        self._group = thresh_sig.GroupKey.from_bytes(public.group)
+        self._share = thresh_sig.KeyShare.from_bytes(key_share) if key_share else None
+
+    def sign(self, payload: bytes) -> bytes:
+        return self._signing.sign(payload).signature
+
+    @staticmethod
+    def _verify(key: VerifyKey | None, payload: bytes, sig: bytes) -> bool:
+        if key is None or len(sig) != ED25519_SIG_SIZE:
+            return False
+        try:
+            key.verify(payload, sig)
+        except (BadSignatureError, ValueError, TypeError):
+            return False
+        return True
+
+    def verify_replica(self, replica: int, payload: bytes, sig: bytes) -> bool:
+        return self._verify(self._replica_keys.get(replica), payload, sig)
+
+    def verify_client(self, client: str, payload: bytes, sig: bytes) -> bool:
+        return self._verify(self._client_keys.get(client), payload, sig)
+
+    def knows_client(self, client: str) -> bool:
+        return client in self._client_keys
+
+    def sign_share(self, message: bytes) -> bytes:
+        assert self._share is not None, "clients hold no key share"
+        return bytes(self._ts.sign_share(self._share, message))
+
+    def _parse_share(self, replica: int, share: bytes) -> object | None:
+        try:
+            parsed = self._ts.SignatureShare.from_bytes(share)
+        except self._ts.ThresholdError:
+            return None
+        return parsed if parsed.signer == replica else None
+
+    def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
+        parsed = self._parse_share(replica, share)
+        if parsed is None:
+            return False
+        try:
+            return self._ts.verify_share(self._group, parsed, message)
+        except self._ts.ThresholdError:
+            return False
+
+    def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
+        parsed = {r: self._parse_share(r, s) for r, s in shares.items()}
+        bad = {r for r, p in parsed.items() if p is None}
+        good = [p for p in parsed.values() if p is not None]
+        try:
+            signature = self._ts.combine(self._group, good, message)
+        except self._ts.InvalidSharesError as exc:
+            return None, bad | {int(i) for i in exc.invalid}
+        except self._ts.ThresholdError:
+            return None, bad
+        return bytes(signature), bad
+
+    def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
+        try:
+            sig = self._ts.Signature.from_bytes(certificate)
+            return self._ts.verify(self._group, message, sig)
+        except self._ts.ThresholdError:
+            return False
+
+    def aggregate_all(self, shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        parsed = [self._parse_share(r, s) for r, s in shares.items()]
+        if any(p is None for p in parsed):
+            return None
+        try:
+            aggregate = self._ts.aggregate_all(self._group, parsed)
+        except self._ts.ThresholdError:
+            return None
+        return bytes(aggregate)
+
+    def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
+        try:
+            sig = self._ts.Signature.from_bytes(aggregate)
+            return self._ts.verify_all(self._group, message, sig)
+        except self._ts.ThresholdError:
+            return False
+
+
+# ---- simulation-only ------------------------------------------------------------------------
+
+
+class SimCrypto:
+    """Keyed-hash stand-in for `RealCrypto`; see the module docstring. Simulator only."""
+
+    def __init__(self, seed: bytes, me: str, n: int, quorum: int) -> None:
+        self._seed = seed
+        self._me = me
+        self._n = n
+        self._quorum = quorum
+
+    def _secret(self, name: str) -> bytes:
+        return hashlib.sha256(b"sim-secret/" + self._seed + b"/" + name.encode()).digest()
+
+    def _mac(self, name: str, payload: bytes, size: int) -> bytes:
+        digest = hmac.new(self._secret(name), payload, hashlib.sha256).digest()
+        return (digest * (size // 32 + 1))[:size]
+
+    def sign(self, payload: bytes) -> bytes:
+        return self._mac(self._me, payload, ED25519_SIG_SIZE)
+
+    def verify_replica(self, replica: int, payload: bytes, sig: bytes) -> bool:
+        if not 1 <= replica <= self._n:
+            return False
+        return hmac.compare_digest(self._mac(f"n{replica}", payload, ED25519_SIG_SIZE), sig)
+
+    def verify_client(self, client: str, payload: bytes, sig: bytes) -> bool:
+        return hmac.compare_digest(self._mac(f"client/{client}", payload, ED25519_SIG_SIZE), sig)
+
+    def knows_client(self, client: str) -> bool:
+        return True
+
+    def sign_share(self, message: bytes) -> bytes:
+        return self._mac("share/" + self._me, message, CERT_SIZE)
+
+    def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
+        return 1 <= replica <= self._n and hmac.compare_digest(
+            self._mac(f"share/n{replica}", message, CERT_SIZE), share
+        )
+
+    def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
+        bad = {r for r, s in shares.items() if not self.verify_share(r, message, s)}
+        if bad or len(shares) < self._quorum:
+            return None, bad
+        return self._mac("group/t", message, CERT_SIZE), set()
+
+    def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
+        return hmac.compare_digest(self._mac("group/t", message, CERT_SIZE), certificate)
+
+    def aggregate_all(self, shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        if set(shares) != set(range(1, self._n + 1)):
+            return None
+        if any(not self.verify_share(r, message, s) for r, s in shares.items()):
+            return None
+        return self._mac("group/n", message, CERT_SIZE)
+
+    def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
+        return hmac.compare_digest(self._mac("group/n", message, CERT_SIZE), aggregate)

@@ -1,0 +1,54 @@
+"""Per-sequence-number protocol state (one `Slot` per s between the watermarks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .messages import Message, Proof, ProofKind, Request
+from .ready import SlotStatus
+
+_STATUS_ORDER = {s: i for i, s in enumerate(SlotStatus)}
+
+
+@dataclass
+class Slot:
+    seq: int
+    view: int = 0  # view of the pre-prepare this replica accepted (0: none)
+    digest: bytes = b""
+    batch: tuple[Request, ...] = ()
+    status: SlotStatus = SlotStatus.NONE
+    # Collector state for the current view.
+    prepare_shares: dict[int, bytes] = field(default_factory=dict)
+    commit_shares: dict[int, bytes] = field(default_factory=dict)
+    proposed_at_ms: float = 0.0
+    quorum_at_ms: float | None = None
+    fast_deadline_ms: float | None = None
+    certified: bool = False  # collector already sent this view's prepare certificate / fast commit
+    commit_certified: bool = False
+    # Evidence, kept across views until garbage-collected.
+    prepared: Proof | None = None
+    committed: Proof | None = None
+    # Certificates that arrived before the pre-prepare they certify.
+    early: list[Message] = field(default_factory=list)
+
+    def accept(self, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
+        """Take the pre-prepare of a (new) view; view-local collector state starts afresh."""
+        self.view, self.digest, self.batch = view, digest, batch
+        self.prepare_shares, self.commit_shares = {}, {}
+        self.quorum_at_ms = self.fast_deadline_ms = None
+        self.certified = self.commit_certified = False
+        if self.committed is None:
+            self.status = SlotStatus.PRE_PREPARED
+
+    def advance(self, status: SlotStatus) -> bool:
+        """Move forward to `status`; statuses never go back. True if it changed."""
+        if _STATUS_ORDER[status] <= _STATUS_ORDER[self.status]:
+            return False
+        self.status = status
+        return True
+
+    def record_prepared(self, proof: Proof) -> None:
+        if self.prepared is None or proof.view >= self.prepared.view:
+            self.prepared = proof
+        if proof.kind in ProofKind.COMMITTED and self.committed is None:
+            self.committed = proof

@@ -1,0 +1,454 @@
+"""Protocol messages and their one canonical encoding.
+
+Every message is a frozen dataclass. On the wire it is a msgpack array ``[tag, field, ...]`` in
+field-declaration order; nested messages are nested arrays without a tag. Decoding is strict: the
+array must have exactly the declared fields with the declared types and within the declared
+limits, or `DecodeError` is raised. Nothing else (no pickle, no maps, no extension types) is ever
+accepted from a peer.
+
+Signed messages end with a ``sig`` field. What is signed is `signing_payload`: a domain tag
+(``pbft/v1/<MessageName>``) followed by the canonical encoding of the message with ``sig``
+emptied, so a signature over one message type, view, sequence number or digest can never be
+replayed as another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from dataclasses import dataclass, fields, replace
+from types import UnionType
+from typing import Any, ClassVar, get_args, get_origin
+
+import msgpack
+
+MESSAGE_SIZE_MAX = 8 * 1024 * 1024
+DIGEST_SIZE = 32
+BYTES_FIELD_MAX = 4 * 1024 * 1024
+STR_FIELD_MAX = 64
+TUPLE_ITEMS_MAX = 10_000
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+
+Result = int | str
+Arg = int | str
+
+
+class DecodeError(ValueError):
+    """Bytes from a peer that are not exactly one well-formed message."""
+
+
+@dataclass(frozen=True)
+class Message:
+    TAG: ClassVar[int] = 0
+
+    def encode(self) -> bytes:
+        return encode(self)
+
+    def signing_payload(self) -> bytes:
+        unsigned = replace(self, sig=b"") if hasattr(self, "sig") else self  # type: ignore[call-arg]
+        return b"pbft/v1/" + type(self).__name__.encode() + b"/" + _pack(_to_wire(unsigned))
+
+    def with_sig(self, sig: bytes) -> typing.Self:
+        return replace(self, sig=sig)  # type: ignore[call-arg]
+
+
+# ---- client-facing --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request(Message):
+    """A client operation. ``read_only`` requests are answered unordered (never executed)."""
+
+    TAG: ClassVar[int] = 1
+    client: str
+    timestamp: int
+    op: str
+    args: tuple[Arg, ...]
+    read_only: bool
+    sig: bytes = b""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.client, self.timestamp)
+
+
+@dataclass(frozen=True)
+class Reply(Message):
+    TAG: ClassVar[int] = 2
+    view: int
+    client: str
+    timestamp: int
+    replica: int
+    result: Result
+    read_only: bool
+    sig: bytes = b""
+
+
+# ---- normal case (linear: backups talk to the collector, the collector to everyone) ---------
+
+
+@dataclass(frozen=True)
+class PrePrepare(Message):
+    TAG: ClassVar[int] = 3
+    view: int
+    seq: int
+    digest: bytes
+    batch: tuple[Request, ...]
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class PrepareShare(Message):
+    """A backup's threshold share over (prepare, v, s, d); doubles as its fast-path vote."""
+
+    TAG: ClassVar[int] = 4
+    view: int
+    seq: int
+    digest: bytes
+    share: bytes
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class PrepareCertificate(Message):
+    """2f+1 prepare shares combined into one threshold signature."""
+
+    TAG: ClassVar[int] = 5
+    view: int
+    seq: int
+    digest: bytes
+    certificate: bytes
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class CommitShare(Message):
+    TAG: ClassVar[int] = 6
+    view: int
+    seq: int
+    digest: bytes
+    share: bytes
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class CommitCertificate(Message):
+    TAG: ClassVar[int] = 7
+    view: int
+    seq: int
+    digest: bytes
+    certificate: bytes
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class FastCommit(Message):
+    """All n prepare shares summed: proof that every replica accepted (v, s, d).
+
+    It implies a prepare certificate (n > 2f+1), so a fast-committed replica is also prepared.
+    """
+
+    TAG: ClassVar[int] = 8
+    view: int
+    seq: int
+    digest: bytes
+    aggregate: bytes
+    replica: int
+    sig: bytes = b""
+
+
+# ---- checkpoints, catch-up ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint(Message):
+    TAG: ClassVar[int] = 9
+    seq: int
+    state_digest: bytes
+    share: bytes
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class CheckpointProof(Message):
+    """A stable checkpoint: 2f+1 checkpoint shares over (checkpoint, s, state digest) combined."""
+
+    TAG: ClassVar[int] = 10
+    seq: int
+    state_digest: bytes
+    certificate: bytes
+
+
+@dataclass(frozen=True)
+class Status(Message):
+    """Periodic progress gossip; a replica that sees a peer ahead fetches what it missed."""
+
+    TAG: ClassVar[int] = 11
+    view: int
+    last_executed: int
+    stable_seq: int
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class Fetch(Message):
+    TAG: ClassVar[int] = 12
+    after_seq: int
+    replica: int
+    sig: bytes = b""
+
+
+class ProofKind:
+    """What the certificate of a `Proof` is: each is checked against its own key and message."""
+
+    PREPARE = 0  # 2f+1 threshold signature over (prepare, v, s, d): prepared
+    FAST = 1  # n-of-n aggregate over (prepare, v, s, d): prepared and committed
+    COMMIT = 2  # 2f+1 threshold signature over (commit, v, s, d): committed (so also prepared)
+    ALL = (PREPARE, FAST, COMMIT)
+    COMMITTED = (FAST, COMMIT)
+
+
+@dataclass(frozen=True)
+class Proof(Message):
+    """A batch with the certificate that proves it prepared or committed at (view, seq)."""
+
+    TAG: ClassVar[int] = 13
+    view: int
+    seq: int
+    batch: tuple[Request, ...]
+    kind: int
+    certificate: bytes
+
+
+@dataclass(frozen=True)
+class CatchUp(Message):
+    """Answer to `Fetch`: a certified snapshot if the asker is below our stable checkpoint,
+    then the committed entries above it."""
+
+    TAG: ClassVar[int] = 14
+    checkpoint: CheckpointProof | None
+    snapshot: bytes
+    entries: tuple[Proof, ...]
+    replica: int
+    sig: bytes = b""
+
+
+# ---- view change ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrePrepared(Message):
+    """The latest pre-prepare a replica accepted (and signed a share for) at seq."""
+
+    TAG: ClassVar[int] = 16
+    view: int
+    seq: int
+    batch: tuple[Request, ...]
+
+
+@dataclass(frozen=True)
+class ViewChange(Message):
+    TAG: ClassVar[int] = 17
+    new_view: int
+    checkpoint: CheckpointProof | None
+    prepared: tuple[Proof, ...]
+    preprepared: tuple[PrePrepared, ...]
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class Proposal(Message):
+    """One element of a NEW-VIEW's O: the batch re-proposed at seq (empty = no-op)."""
+
+    TAG: ClassVar[int] = 18
+    seq: int
+    batch: tuple[Request, ...]
+
+
+@dataclass(frozen=True)
+class NewView(Message):
+    TAG: ClassVar[int] = 19
+    view: int
+    view_changes: tuple[ViewChange, ...]
+    proposals: tuple[Proposal, ...]
+    replica: int
+    sig: bytes = b""
+
+
+# ---- codec ----------------------------------------------------------------------------------
+
+MESSAGE_TYPES: dict[int, type[Message]] = {}
+_DECODERS: dict[type, list[tuple[str, typing.Callable[[Any], Any]]]] = {}
+
+
+def batch_digest(batch: tuple[Request, ...]) -> bytes:
+    return hashlib.sha256(_pack([_to_wire(r) for r in batch])).digest()
+
+
+def request_digest(request: Request) -> bytes:
+    return hashlib.sha256(_pack(_to_wire(request))).digest()
+
+
+def encode(message: Message) -> bytes:
+    return _pack([message.TAG, *_to_wire(message)])
+
+
+def decode(data: bytes) -> Message:
+    """Decode one message from a peer, or raise `DecodeError` (never anything else)."""
+    if not isinstance(data, bytes | bytearray | memoryview) or len(data) > MESSAGE_SIZE_MAX:
+        raise DecodeError("message too large or not bytes")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_bin_len=BYTES_FIELD_MAX,
+            max_str_len=BYTES_FIELD_MAX,
+            max_array_len=TUPLE_ITEMS_MAX,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack raises many unrelated types on garbage
+        raise DecodeError(f"not msgpack: {type(exc).__name__}") from None
+    if not isinstance(obj, list) or not obj or type(obj[0]) is not int:
+        raise DecodeError("not a tagged message array")
+    cls = MESSAGE_TYPES.get(obj[0])
+    if cls is None:
+        raise DecodeError(f"unknown message tag {obj[0]}")
+    try:
+        return _from_wire(cls, obj[1:])
+    except RecursionError:
+        raise DecodeError("message nested too deeply") from None
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _to_wire(message: Message) -> list[Any]:
+    out: list[Any] = []
+    for f in fields(message):
+        out.append(_value_to_wire(getattr(message, f.name)))
+    return out
+
+
+def _value_to_wire(value: Any) -> Any:
+    if isinstance(value, Message):
+        return _to_wire(value)
+    if isinstance(value, tuple):
+        return [_value_to_wire(v) for v in value]
+    return value
+
+
+def _from_wire(cls: type[Message], values: Any) -> Any:
+    decoders = _DECODERS[cls]
+    if not isinstance(values, list) or len(values) != len(decoders):
+        raise DecodeError(f"{cls.__name__}: expected {len(decoders)} fields")
+    kwargs = {}
+    for (name, dec), raw in zip(decoders, values, strict=True):
+        try:
+            kwargs[name] = dec(raw)
+        except DecodeError as exc:
+            raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
+    return cls(**kwargs)
+
+
+def _decoder_for(tp: Any) -> typing.Callable[[Any], Any]:
+    if tp is bool:
+
+        def dec_bool(v: Any) -> bool:
+            if type(v) is not bool:
+                raise DecodeError("expected bool")
+            return v
+
+        return dec_bool
+    if tp is int:
+
+        def dec_int(v: Any) -> int:
+            if type(v) is not int or not INT_MIN <= v <= INT_MAX:
+                raise DecodeError("expected int")
+            return v
+
+        return dec_int
+    if tp is str:
+
+        def dec_str(v: Any) -> str:
+            if type(v) is not str or len(v) > STR_FIELD_MAX:
+                raise DecodeError("expected short str")
+            return v
+
+        return dec_str
+    if tp is bytes:
+
+        def dec_bytes(v: Any) -> bytes:
+            if type(v) is not bytes:
+                raise DecodeError("expected bytes")
+            return v
+
+        return dec_bytes
+    if isinstance(tp, type) and issubclass(tp, Message):
+
+        def dec_nested(v: Any) -> Message:
+            return _from_wire(tp, v)
+
+        return dec_nested
+    origin = get_origin(tp)
+    if origin is tuple:
+        item = _decoder_for(get_args(tp)[0])
+
+        def dec_tuple(v: Any) -> tuple[Any, ...]:
+            if not isinstance(v, list):
+                raise DecodeError("expected array")
+            return tuple(item(x) for x in v)
+
+        return dec_tuple
+    if origin in (typing.Union, UnionType):
+        options = get_args(tp)
+        if type(None) in options:
+            inner = _decoder_for(next(o for o in options if o is not type(None)))
+            return lambda v: None if v is None else inner(v)
+        if set(options) == {int, str}:
+            dec_i, dec_s = _decoder_for(int), _decoder_for(str)
+            return lambda v: dec_i(v) if type(v) is int else dec_s(v)
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+def _register() -> None:
+    for cls in list(globals().values()):
+        if isinstance(cls, type) and issubclass(cls, Message) and cls is not Message:
+            assert cls.TAG not in MESSAGE_TYPES, cls
+            MESSAGE_TYPES[cls.TAG] = cls
+    for cls in MESSAGE_TYPES.values():
+        hints = typing.get_type_hints(cls)
+        _DECODERS[cls] = [(f.name, _decoder_for(hints[f.name])) for f in fields(cls)]
+
+
+_register()
+
+# Messages a replica signs with its Ed25519 identity and that carry a ``replica`` sender field.
+REPLICA_SIGNED: tuple[type[Message], ...] = (
+    PrePrepare,
+    PrepareShare,
+    PrepareCertificate,
+    CommitShare,
+    CommitCertificate,
+    FastCommit,
+    Checkpoint,
+    Status,
+    Fetch,
+    CatchUp,
+    ViewChange,
+    NewView,
+    Reply,
+)

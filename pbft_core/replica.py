@@ -1,0 +1,812 @@
+"""The replica: Linear PBFT with a fast path, view change, checkpoints and catch-up, sans I/O.
+
+Theory of operation (normal case, view v, leader = collector = n((v-1) mod n)+1):
+
+1. A client's REQUEST reaches the leader (a backup that gets one forwards it and starts its
+   execution timer). The leader batches pending requests and PRE-PREPAREs (v, s, d, batch) to
+   all; it keeps up to ``inflight_max`` instances in flight, so requests that arrive meanwhile
+   form the next, larger batch (adaptive batching).
+2. Each backup that accepts the pre-prepare sends the leader a threshold share over
+   (prepare, v, s, d).
+3. With all n shares before the fast-path timer, the leader sends FAST-COMMIT (their n-of-n
+   aggregate) and everyone commits. Otherwise, with 2f+1, it sends a PREPARE certificate; each
+   replica is then prepared and sends a share over (commit, v, s, d); 2f+1 of those make the
+   COMMIT certificate it sends to all.
+4. Committed batches execute in sequence order; each replica replies to each client.
+
+Every K executed sequence numbers replicas exchange CHECKPOINT shares; 2f+1 make a stable
+checkpoint that moves the watermarks and lets old state go. Replicas gossip STATUS; one that is
+stuck behind a peer FETCHes certified committed batches (and a certified snapshot if it is below
+the peer's stable checkpoint). View change follows PBFT; see `viewchange`.
+
+`Replica.step(message, now_ms)` and `Replica.tick(now_ms)` are the only inputs; each returns a
+`Ready`. The replica never reads a clock, sleeps or does I/O.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, deque
+from collections.abc import Callable
+
+from .bank import READ_OPS, Bank
+from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
+from .config import ClusterConfig, replica_name
+from .crypto import NodeCrypto
+from .log import Slot
+from .messages import (
+    CatchUp,
+    Checkpoint,
+    CheckpointProof,
+    CommitCertificate,
+    CommitShare,
+    FastCommit,
+    Fetch,
+    Message,
+    NewView,
+    PrepareCertificate,
+    PrepareShare,
+    PrePrepare,
+    PrePrepared,
+    Proof,
+    ProofKind,
+    Reply,
+    Request,
+    Status,
+    ViewChange,
+    batch_digest,
+)
+from .ready import (
+    CheckpointStable,
+    Dropped,
+    Executed,
+    NewViewInstalled,
+    Ready,
+    SlotStatus,
+    StateTransferred,
+    StatusChanged,
+    ViewChangeStarted,
+)
+from .viewchange import check_view_change, select_checkpoint, select_proposals
+
+RequestKey = tuple[str, int]
+VERIFIED_REQUESTS_MAX = 100_000
+CATCH_UP_ENTRIES_MAX = 128
+FAST_PATH_HISTORY = 32
+
+
+class Replica:
+    def __init__(self, replica_id: int, config: ClusterConfig, crypto: NodeCrypto) -> None:
+        assert replica_id in config.replica_ids
+        self.id = replica_id
+        self.name = replica_name(replica_id)
+        self.config = config
+        self.crypto = crypto
+        self.certifier = Certifier(crypto)
+        self.bank = Bank()
+        self.metrics: Counter[str] = Counter()
+
+        self.view = 1
+        self.view_active = True  # False between sending VIEW-CHANGE and installing NEW-VIEW
+        self.last_executed = 0
+        self.stable: CheckpointProof | None = None
+        self.slots: dict[int, Slot] = {}
+        self.next_seq = 1  # leader: the next sequence number to propose
+
+        # Requests known and not yet executed; the leader also queues them for proposal.
+        self.pending: dict[RequestKey, Request] = {}
+        self.proposal_queue: deque[RequestKey] = deque()
+        self.proposed: set[RequestKey] = set()
+        self._verified_requests: dict[bytes, None] = {}
+
+        self.exec_deadline_ms: float | None = None
+        self.vc_deadline_ms: float | None = None
+        self.vc_attempts = 0
+        self.view_changes: dict[int, dict[int, ViewChange]] = {}
+        self.new_views: list[NewView] = []
+
+        self.checkpoint_votes: dict[int, dict[bytes, dict[int, bytes]]] = {}
+        self.snapshots: dict[int, bytes] = {}
+
+        self.peer_progress: dict[int, int] = {}
+        self.next_status_ms: float | None = None
+        self._executed_at_last_status = 0
+        self._fast_waits_ms: deque[float] = deque(maxlen=FAST_PATH_HISTORY)
+
+        self._now = 0.0
+        self._ready = Ready()
+        self._handlers: dict[type[Message], Callable[[Message], None]] = {
+            Request: self.on_request,  # type: ignore[dict-item]
+            PrePrepare: self.on_pre_prepare,  # type: ignore[dict-item]
+            PrepareShare: self.on_prepare_share,  # type: ignore[dict-item]
+            PrepareCertificate: self.on_prepare_certificate,  # type: ignore[dict-item]
+            CommitShare: self.on_commit_share,  # type: ignore[dict-item]
+            CommitCertificate: self.on_commit_certificate,  # type: ignore[dict-item]
+            FastCommit: self.on_fast_commit,  # type: ignore[dict-item]
+            Checkpoint: self.on_checkpoint,  # type: ignore[dict-item]
+            Status: self.on_status,  # type: ignore[dict-item]
+            Fetch: self.on_fetch,  # type: ignore[dict-item]
+            CatchUp: self.on_catch_up,  # type: ignore[dict-item]
+            ViewChange: self.on_view_change,  # type: ignore[dict-item]
+            NewView: self.on_new_view,  # type: ignore[dict-item]
+        }
+
+    # ---- driver API ------------------------------------------------------------------------
+
+    def step(self, message: Message, now_ms: float) -> Ready:
+        """Take one message from the network."""
+        self._now = now_ms
+        if self.next_status_ms is None:
+            self.next_status_ms = now_ms + self.config.timers.status_interval_ms
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            self._drop(message, "unexpected message type")
+        elif self._authentic(message):
+            self.metrics[f"in.{type(message).__name__}"] += 1
+            handler(message)
+        return self._flush()
+
+    def tick(self, now_ms: float) -> Ready:
+        """Let time pass: fire whatever timers are due."""
+        self._now = now_ms
+        if self.next_status_ms is None or now_ms >= self.next_status_ms:
+            self._gossip_status()
+        for slot in list(self.slots.values()):
+            if slot.fast_deadline_ms is not None and now_ms >= slot.fast_deadline_ms:
+                slot.fast_deadline_ms = None
+                self.metrics["fast_path.timeouts"] += 1
+                self._certify_prepare(slot, allow_wait=False)
+        if self.exec_deadline_ms is not None and now_ms >= self.exec_deadline_ms:
+            self.exec_deadline_ms = None
+            if self.view_active and self.pending and not self.is_leader:
+                self._start_view_change(self.view + 1, "execution timer expired")
+        if self.vc_deadline_ms is not None and now_ms >= self.vc_deadline_ms:
+            self.vc_deadline_ms = None
+            self.vc_attempts += 1
+            self._start_view_change(self.view + 1, "new-view timer expired")
+        return self._flush()
+
+    # ---- small helpers ---------------------------------------------------------------------
+
+    @property
+    def leader(self) -> int:
+        return self.config.leader_of(self.view)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader == self.id
+
+    @property
+    def stable_seq(self) -> int:
+        return self.stable.seq if self.stable else 0
+
+    @property
+    def high_watermark(self) -> int:
+        return self.stable_seq + self.config.log_window
+
+    def status_of(self, seq: int) -> SlotStatus:
+        slot = self.slots.get(seq)
+        if slot is not None:
+            return slot.status
+        return SlotStatus.EXECUTED if seq <= self.last_executed else SlotStatus.NONE
+
+    def _slot(self, seq: int) -> Slot:
+        slot = self.slots.get(seq)
+        if slot is None:
+            slot = self.slots[seq] = Slot(seq)
+        return slot
+
+    def _sign(self, message: Message) -> Message:
+        return message.with_sig(self.crypto.sign(message.signing_payload()))
+
+    def _send(self, replica: int, message: Message) -> None:
+        self._ready.to_replicas.append((replica, message))
+
+    def _broadcast(self, message: Message) -> None:
+        for replica in self.config.replica_ids:
+            if replica != self.id:
+                self._ready.to_replicas.append((replica, message))
+
+    def _drop(self, message: Message, reason: str) -> None:
+        self.metrics[f"dropped.{reason}"] += 1
+        sender = getattr(message, "replica", None) or getattr(message, "client", "?")
+        self._ready.events.append(Dropped(reason, type(message).__name__, str(sender)))
+
+    def _set_status(self, slot: Slot, status: SlotStatus) -> None:
+        if slot.advance(status):
+            self._ready.events.append(StatusChanged(slot.seq, slot.view, status, slot.digest))
+
+    def _flush(self) -> Ready:
+        ready, self._ready = self._ready, Ready()
+        deadlines = [
+            d
+            for d in (self.exec_deadline_ms, self.vc_deadline_ms, self.next_status_ms)
+            if d is not None
+        ]
+        deadlines.extend(
+            s.fast_deadline_ms for s in self.slots.values() if s.fast_deadline_ms is not None
+        )
+        ready.wake_at_ms = min(deadlines) if deadlines else None
+        return ready
+
+    def _authentic(self, message: Message) -> bool:
+        if isinstance(message, Request):
+            if self._request_valid(message):
+                return True
+            self._drop(message, "bad client signature")
+            return False
+        sender = message.replica  # type: ignore[attr-defined]
+        if sender == self.id or sender not in self.config.replica_ids:
+            self._drop(message, "bad sender")
+            return False
+        if not self.crypto.verify_replica(sender, message.signing_payload(), message.sig):  # type: ignore[attr-defined]
+            self._drop(message, "bad signature")
+            return False
+        return True
+
+    def _request_valid(self, request: Request) -> bool:
+        """Verify a client's signature once per replica, however often the request is seen."""
+        key = request.sig
+        if key in self._verified_requests:
+            return True
+        if not self.crypto.verify_client(request.client, request.signing_payload(), request.sig):
+            return False
+        if len(self._verified_requests) >= VERIFIED_REQUESTS_MAX:
+            self._verified_requests.pop(next(iter(self._verified_requests)))
+        self._verified_requests[key] = None
+        return True
+
+    def _reply(self, request: Request, result: object) -> None:
+        reply = Reply(
+            self.view, request.client, request.timestamp, self.id, result, request.read_only  # type: ignore[arg-type]
+        )
+        self._ready.to_clients.append((request.client, self._sign(reply)))
+
+    def _restart_exec_timer(self) -> None:
+        if self.pending and self.view_active and not self.is_leader:
+            self.exec_deadline_ms = self._now + self.config.timers.execution_timeout_ms
+        else:
+            self.exec_deadline_ms = None
+
+    # ---- requests --------------------------------------------------------------------------
+
+    def on_request(self, request: Request) -> None:
+        if request.read_only:
+            if request.op in READ_OPS:
+                self._reply(request, self.bank.read(request.op, request.args))
+            else:
+                self._drop(request, "read-only request for a write")
+            return
+        if self.bank.is_executed(request.client, request.timestamp):
+            cached = self.bank.cached_reply(request.client, request.timestamp)
+            if cached is not None:
+                self._reply(request, cached)
+            return
+        if request.key not in self.pending:
+            self.pending[request.key] = request
+        if self.is_leader and self.view_active:
+            if request.key not in self.proposed and request.key not in self.proposal_queue:
+                self.proposal_queue.append(request.key)
+            self._propose()
+        elif not self.is_leader:
+            self._send(self.leader, request)
+            if self.exec_deadline_ms is None:
+                self._restart_exec_timer()
+
+    def _propose(self) -> None:
+        """Leader: pre-prepare queued requests, up to the pipelining window and the watermark."""
+        while (
+            self.proposal_queue
+            and self.view_active
+            and self.next_seq - 1 - self.last_executed < self.config.inflight_max
+            and self.next_seq <= self.high_watermark
+        ):
+            batch: list[Request] = []
+            while self.proposal_queue and len(batch) < self.config.batch_size_max:
+                key = self.proposal_queue.popleft()
+                request = self.pending.get(key)
+                if request is not None and key not in self.proposed:
+                    batch.append(request)
+                    self.proposed.add(key)
+            if not batch:
+                return
+            seq, self.next_seq = self.next_seq, self.next_seq + 1
+            self._pre_prepare(seq, tuple(batch))
+
+    def _pre_prepare(self, seq: int, batch: tuple[Request, ...]) -> None:
+        digest = batch_digest(batch)
+        self.metrics["batches.proposed"] += 1
+        self.metrics["batches.requests"] += len(batch)
+        self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id)))
+        slot = self._slot(seq)
+        slot.accept(self.view, digest, batch)
+        slot.proposed_at_ms = self._now
+        self._ready.events.append(StatusChanged(seq, self.view, slot.status, digest))
+        slot.prepare_shares[self.id] = self.crypto.sign_share(prepare_message(self.view, seq, digest))
+        self._certify_prepare(slot, allow_wait=True)
+
+    # ---- normal case: backups ---------------------------------------------------------------
+
+    def _in_view(self, message: Message, view: int) -> bool:
+        if view != self.view or not self.view_active:
+            self._drop(message, "wrong view")
+            return False
+        if message.replica != self.config.leader_of(view):  # type: ignore[attr-defined]
+            self._drop(message, "not from the leader")
+            return False
+        return True
+
+    def on_pre_prepare(self, pp: PrePrepare) -> None:
+        if not self._in_view(pp, pp.view):
+            return
+        if not self.stable_seq < pp.seq <= self.high_watermark:
+            self._drop(pp, "outside watermarks")
+            return
+        if pp.digest != batch_digest(pp.batch):
+            self._drop(pp, "digest mismatch")
+            return
+        if any(r.read_only or not self._request_valid(r) for r in pp.batch):
+            self._drop(pp, "bad request in batch")
+            return
+        slot = self._slot(pp.seq)
+        if slot.view == pp.view:
+            if slot.digest != pp.digest:
+                self._drop(pp, "conflicting pre-prepare")
+            return
+        if slot.committed is not None and batch_digest(slot.committed.batch) != pp.digest:
+            self._drop(pp, "conflicts with a committed batch")
+            return
+        self._accept_pre_prepare(slot, pp.view, pp.digest, pp.batch)
+
+    def _accept_pre_prepare(
+        self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]
+    ) -> None:
+        slot.accept(view, digest, batch)
+        self._ready.events.append(StatusChanged(slot.seq, view, slot.status, digest))
+        for request in batch:
+            if not self.bank.is_executed(request.client, request.timestamp):
+                self.pending.setdefault(request.key, request)
+            self.proposed.add(request.key)
+        if self.exec_deadline_ms is None:
+            self._restart_exec_timer()
+        share = self.crypto.sign_share(prepare_message(view, slot.seq, digest))
+        self._send(self.leader, self._sign(PrepareShare(view, slot.seq, digest, share, self.id)))
+        early, slot.early = slot.early, []
+        for message in early:
+            self._handlers[type(message)](message)
+
+    def _matching_slot(self, message: Message, view: int, seq: int, digest: bytes) -> Slot | None:
+        """The slot a certificate speaks of, if we accepted that pre-prepare; else keep it."""
+        slot = self.slots.get(seq)
+        if seq <= self.stable_seq:
+            return None
+        if slot is None or slot.view != view:
+            if view == self.view and len(self._slot(seq).early) < 4:
+                self._slot(seq).early.append(message)
+            return None
+        if slot.digest != digest:
+            self._drop(message, "digest mismatch")
+            return None
+        return slot
+
+    def on_prepare_certificate(self, pc: PrepareCertificate) -> None:
+        if not self._in_view(pc, pc.view):
+            return
+        slot = self._matching_slot(pc, pc.view, pc.seq, pc.digest)
+        if slot is None or slot.status != SlotStatus.PRE_PREPARED:
+            return
+        if not self.certifier.threshold(prepare_message(pc.view, pc.seq, pc.digest), pc.certificate):
+            self._drop(pc, "bad certificate")
+            return
+        self._prepared(slot, Proof(pc.view, pc.seq, slot.batch, ProofKind.PREPARE, pc.certificate))
+
+    def _prepared(self, slot: Slot, proof: Proof) -> None:
+        slot.record_prepared(proof)
+        self._set_status(slot, SlotStatus.PREPARED)
+        share = self.crypto.sign_share(commit_message(slot.view, slot.seq, slot.digest))
+        if self.is_leader:
+            slot.commit_shares[self.id] = share
+            self._certify_commit(slot)
+        else:
+            self._send(self.leader, self._sign(CommitShare(slot.view, slot.seq, slot.digest, share, self.id)))
+
+    def on_commit_certificate(self, cc: CommitCertificate) -> None:
+        if not self._in_view(cc, cc.view):
+            return
+        slot = self._matching_slot(cc, cc.view, cc.seq, cc.digest)
+        if slot is None or slot.committed is not None:
+            return
+        if not self.certifier.threshold(commit_message(cc.view, cc.seq, cc.digest), cc.certificate):
+            self._drop(cc, "bad certificate")
+            return
+        self._committed(slot, Proof(cc.view, cc.seq, slot.batch, ProofKind.COMMIT, cc.certificate))
+
+    def on_fast_commit(self, fc: FastCommit) -> None:
+        if not self._in_view(fc, fc.view):
+            return
+        slot = self._matching_slot(fc, fc.view, fc.seq, fc.digest)
+        if slot is None or slot.committed is not None:
+            return
+        if not self.certifier.aggregate(prepare_message(fc.view, fc.seq, fc.digest), fc.aggregate):
+            self._drop(fc, "bad certificate")
+            return
+        self._committed(slot, Proof(fc.view, fc.seq, slot.batch, ProofKind.FAST, fc.aggregate))
+
+    def _committed(self, slot: Slot, proof: Proof) -> None:
+        slot.record_prepared(proof)
+        slot.committed = proof
+        self.metrics["commits.fast" if proof.kind == ProofKind.FAST else "commits.slow"] += 1
+        self._set_status(slot, SlotStatus.COMMITTED)
+        self._execute_ready()
+
+    # ---- normal case: collector --------------------------------------------------------------
+
+    def _collector_slot(self, message: Message, view: int, seq: int, digest: bytes) -> Slot | None:
+        if view != self.view or not self.view_active or not self.is_leader:
+            self._drop(message, "not the collector")
+            return None
+        slot = self.slots.get(seq)
+        if slot is None or slot.view != view or slot.digest != digest:
+            self._drop(message, "share for an unknown proposal")
+            return None
+        return slot
+
+    def on_prepare_share(self, ps: PrepareShare) -> None:
+        slot = self._collector_slot(ps, ps.view, ps.seq, ps.digest)
+        if slot is None or slot.certified or ps.replica in slot.prepare_shares:
+            return
+        slot.prepare_shares[ps.replica] = ps.share
+        self._certify_prepare(slot, allow_wait=True)
+
+    def _fast_path_wait_ms(self) -> float:
+        """concord-bft's rule: mean + 2σ of recent waits for the last shares, clamped."""
+        timers = self.config.timers
+        if len(self._fast_waits_ms) < 2:
+            return timers.fast_path_timeout_max_ms
+        wait = statistics.fmean(self._fast_waits_ms) + 2 * statistics.pstdev(self._fast_waits_ms)
+        return min(max(wait, timers.fast_path_timeout_min_ms), timers.fast_path_timeout_max_ms)
+
+    def _certify_prepare(self, slot: Slot, *, allow_wait: bool) -> None:
+        """Collector: turn prepare shares into a fast commit (all n) or a certificate (2f+1)."""
+        if slot.certified or slot.view != self.view or not self.is_leader:
+            return
+        count = len(slot.prepare_shares)
+        message = prepare_message(slot.view, slot.seq, slot.digest)
+        if self.config.fast_path and count == self.config.fast_quorum:
+            if slot.quorum_at_ms is not None:
+                self._fast_waits_ms.append(self._now - slot.quorum_at_ms)
+            aggregate = self.crypto.aggregate_all(slot.prepare_shares, message)
+            if aggregate is not None and self.certifier.aggregate(message, aggregate):
+                slot.certified = True
+                slot.fast_deadline_ms = None
+                self._broadcast(self._sign(FastCommit(slot.view, slot.seq, slot.digest, aggregate, self.id)))
+                self._committed(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate))
+                return
+            self._discard_bad_shares(slot.prepare_shares, message)
+            count = len(slot.prepare_shares)
+        if count < self.config.quorum:
+            return
+        if slot.quorum_at_ms is None:
+            slot.quorum_at_ms = self._now
+        if self.config.fast_path and allow_wait and count < self.config.fast_quorum:
+            if slot.fast_deadline_ms is None:
+                slot.fast_deadline_ms = self._now + self._fast_path_wait_ms()
+            return
+        certificate, bad = self.crypto.combine(slot.prepare_shares, message)
+        if certificate is None:
+            for replica in bad:
+                slot.prepare_shares.pop(replica, None)
+            self.metrics["shares.invalid"] += len(bad)
+            return
+        slot.certified = True
+        slot.fast_deadline_ms = None
+        self._broadcast(self._sign(PrepareCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
+        self._prepared(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.PREPARE, certificate))
+
+    def _discard_bad_shares(self, shares: dict[int, bytes], message: bytes) -> None:
+        for replica in [r for r, s in shares.items() if not self.crypto.verify_share(r, message, s)]:
+            del shares[replica]
+            self.metrics["shares.invalid"] += 1
+
+    def on_commit_share(self, cs: CommitShare) -> None:
+        slot = self._collector_slot(cs, cs.view, cs.seq, cs.digest)
+        if slot is None or slot.commit_certified or cs.replica in slot.commit_shares:
+            return
+        slot.commit_shares[cs.replica] = cs.share
+        if slot.prepared is not None:
+            self._certify_commit(slot)
+
+    def _certify_commit(self, slot: Slot) -> None:
+        if slot.commit_certified or len(slot.commit_shares) < self.config.quorum:
+            return
+        message = commit_message(slot.view, slot.seq, slot.digest)
+        certificate, bad = self.crypto.combine(slot.commit_shares, message)
+        if certificate is None:
+            for replica in bad:
+                slot.commit_shares.pop(replica, None)
+            self.metrics["shares.invalid"] += len(bad)
+            return
+        slot.commit_certified = True
+        self._broadcast(self._sign(CommitCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
+        if slot.committed is None:
+            self._committed(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.COMMIT, certificate))
+
+    # ---- execution -------------------------------------------------------------------------
+
+    def _execute_ready(self) -> None:
+        progressed = False
+        while True:
+            slot = self.slots.get(self.last_executed + 1)
+            if slot is None or slot.committed is None:
+                break
+            self._execute(slot, slot.committed)
+            progressed = True
+        if progressed:
+            self._restart_exec_timer()
+            if self.is_leader:
+                self._propose()
+
+    def _execute(self, slot: Slot, proof: Proof) -> None:
+        results = []
+        for request in proof.batch:
+            result = self.bank.execute(request)
+            results.append(result)
+            self.pending.pop(request.key, None)
+            self.proposed.discard(request.key)
+            if result is not None:
+                self._reply(request, result)
+        self.last_executed = slot.seq
+        self.metrics["executed.batches"] += 1
+        self.metrics["executed.requests"] += len(proof.batch)
+        slot.advance(SlotStatus.EXECUTED)
+        state_digest = self.bank.digest() if slot.seq % self.config.checkpoint_interval == 0 else b""
+        self._ready.events.append(
+            Executed(slot.seq, proof.view, proof.batch, tuple(results), state_digest)
+        )
+        self._ready.events.append(StatusChanged(slot.seq, proof.view, SlotStatus.EXECUTED, slot.digest))
+        if state_digest:
+            self._take_checkpoint(slot.seq, state_digest)
+
+    # ---- checkpoints -----------------------------------------------------------------------
+
+    def _take_checkpoint(self, seq: int, state_digest: bytes) -> None:
+        self.snapshots[seq] = self.bank.snapshot()
+        share = self.crypto.sign_share(checkpoint_message(seq, state_digest))
+        self._broadcast(self._sign(Checkpoint(seq, state_digest, share, self.id)))
+        self._vote_checkpoint(seq, state_digest, self.id, share)
+
+    def on_checkpoint(self, cp: Checkpoint) -> None:
+        if cp.seq <= self.stable_seq or cp.seq % self.config.checkpoint_interval:
+            return
+        if cp.seq > self.stable_seq + 2 * self.config.log_window:
+            self._drop(cp, "checkpoint too far ahead")
+            return
+        self._vote_checkpoint(cp.seq, cp.state_digest, cp.replica, cp.share)
+
+    def _vote_checkpoint(self, seq: int, state_digest: bytes, replica: int, share: bytes) -> None:
+        votes = self.checkpoint_votes.setdefault(seq, {}).setdefault(state_digest, {})
+        if replica in votes:
+            return
+        votes[replica] = share
+        if len(votes) < self.config.quorum:
+            return
+        certificate, bad = self.crypto.combine(votes, checkpoint_message(seq, state_digest))
+        if certificate is None:
+            for r in bad:
+                votes.pop(r, None)
+            return
+        self._stabilize(CheckpointProof(seq, state_digest, certificate), votes)
+
+    def _stabilize(self, proof: CheckpointProof, holders: dict[int, bytes] | None = None) -> None:
+        if proof.seq <= self.stable_seq:
+            return
+        self.stable = proof
+        for seq in [s for s in self.slots if s <= proof.seq]:
+            del self.slots[seq]
+        for seq in [s for s in self.checkpoint_votes if s <= proof.seq]:
+            del self.checkpoint_votes[seq]
+        for seq in [s for s in self.snapshots if s < proof.seq]:
+            del self.snapshots[seq]
+        self.next_seq = max(self.next_seq, proof.seq + 1)
+        self._ready.events.append(CheckpointStable(proof.seq, proof.state_digest))
+        others = sorted(r for r in holders or () if r != self.id)
+        if self.last_executed < proof.seq and others:
+            self._fetch_from(others[0])
+
+    # ---- catch-up --------------------------------------------------------------------------
+
+    def _gossip_status(self) -> None:
+        self.next_status_ms = self._now + self.config.timers.status_interval_ms
+        stuck = self.last_executed == self._executed_at_last_status
+        self._executed_at_last_status = self.last_executed
+        ahead = [r for r, seq in self.peer_progress.items() if seq > self.last_executed]
+        if stuck and ahead:
+            self._fetch_from(max(ahead, key=lambda r: self.peer_progress[r]))
+        self._broadcast(self._sign(Status(self.view, self.last_executed, self.stable_seq, self.id)))
+
+    def _fetch_from(self, replica: int) -> None:
+        self.metrics["catch_up.fetches"] += 1
+        self._send(replica, self._sign(Fetch(self.last_executed, self.id)))
+
+    def on_status(self, st: Status) -> None:
+        self.peer_progress[st.replica] = max(st.last_executed, st.stable_seq)
+
+    def on_fetch(self, fe: Fetch) -> None:
+        if fe.after_seq >= self.last_executed:
+            return
+        checkpoint, snapshot, start = None, b"", fe.after_seq
+        if fe.after_seq < self.stable_seq and self.stable is not None:
+            if self.stable.seq not in self.snapshots:
+                return
+            checkpoint, snapshot, start = self.stable, self.snapshots[self.stable.seq], self.stable.seq
+        entries: list[Proof] = []
+        for seq in range(start + 1, self.last_executed + 1):
+            slot = self.slots.get(seq)
+            if slot is None or slot.committed is None or len(entries) >= CATCH_UP_ENTRIES_MAX:
+                break
+            entries.append(slot.committed)
+        if checkpoint is None and not entries:
+            return
+        self._send(fe.replica, self._sign(CatchUp(checkpoint, snapshot, tuple(entries), self.id)))
+
+    def on_catch_up(self, cu: CatchUp) -> None:
+        cp = cu.checkpoint
+        if cp is not None and cp.seq > self.last_executed:
+            if not self.certifier.checkpoint(cp):
+                self._drop(cu, "bad checkpoint certificate")
+                return
+            if Bank.digest_of(cu.snapshot) != cp.state_digest:
+                self._drop(cu, "snapshot does not match its certificate")
+                return
+            self._install_snapshot(cp, cu.snapshot)
+        for proof in cu.entries:
+            if proof.seq <= self.last_executed or proof.seq <= self.stable_seq:
+                continue
+            if proof.kind not in ProofKind.COMMITTED or not self.certifier.proof(proof):
+                self._drop(cu, "bad committed entry")
+                return
+            slot = self._slot(proof.seq)
+            if slot.committed is None:
+                digest = batch_digest(proof.batch)
+                if slot.digest != digest:
+                    slot.view, slot.digest, slot.batch = proof.view, digest, proof.batch
+                self.metrics["catch_up.entries"] += 1
+                self._committed(slot, proof)
+
+    def _install_snapshot(self, cp: CheckpointProof, snapshot: bytes) -> None:
+        self.bank = Bank.from_snapshot(snapshot)
+        self.last_executed = cp.seq
+        self.snapshots[cp.seq] = snapshot
+        for key in [k for k in self.pending if self.bank.is_executed(*k)]:
+            del self.pending[key]
+        self.metrics["catch_up.snapshots"] += 1
+        self._ready.events.append(StateTransferred(cp.seq, cp.state_digest))
+        self._stabilize(cp)
+        self._execute_ready()
+
+    # ---- view change -----------------------------------------------------------------------
+
+    def _start_view_change(self, new_view: int, reason: str) -> None:
+        if new_view <= self.view:
+            return
+        self.view = new_view
+        self.view_active = False
+        self.exec_deadline_ms = None
+        self.vc_deadline_ms = None
+        self.proposal_queue.clear()
+        self.metrics["view_changes.started"] += 1
+        self._ready.events.append(ViewChangeStarted(new_view, reason))
+        low = self.stable_seq
+        prepared = tuple(
+            s.prepared for seq, s in sorted(self.slots.items()) if seq > low and s.prepared is not None
+        )
+        preprepared = tuple(
+            PrePrepared(s.view, seq, s.batch)
+            for seq, s in sorted(self.slots.items())
+            if seq > low and s.view > 0
+        )
+        vc = self._sign(ViewChange(new_view, self.stable, prepared, preprepared, self.id))
+        self._broadcast(vc)
+        self._record_view_change(vc)  # type: ignore[arg-type]
+
+    def on_view_change(self, vc: ViewChange) -> None:
+        if vc.new_view < self.view or (vc.new_view == self.view and self.view_active):
+            return
+        if vc.new_view > self.view + self.config.n * 4:
+            self._drop(vc, "view too far ahead")
+            return
+        reason = check_view_change(vc, self.config, self.certifier)
+        if reason is not None:
+            self._drop(vc, reason)
+            return
+        self._record_view_change(vc)
+
+    def _record_view_change(self, vc: ViewChange) -> None:
+        self.view_changes.setdefault(vc.new_view, {})[vc.replica] = vc
+        # Join: f+1 replicas want a higher view, so at least one honest one does.
+        higher = {r: v for v, by in self.view_changes.items() if v > self.view for r in by}
+        if len(higher) >= self.config.join_quorum:
+            self._start_view_change(min(higher.values()), "f+1 replicas moved on")
+            return
+        collected = self.view_changes.get(self.view, {})
+        if self.view_active or len(collected) < self.config.quorum:
+            return
+        if self.vc_deadline_ms is None:
+            timeout = self.config.timers.view_change_timeout_ms * 2**self.vc_attempts
+            self.vc_deadline_ms = self._now + timeout
+        if self.is_leader and not any(nv.view == self.view for nv in self.new_views):
+            chosen = sorted(collected.values(), key=lambda v: (v.replica != self.id, v.replica))
+            chosen = chosen[: self.config.quorum]
+            proposals = select_proposals(self.config, chosen)
+            nv = self._sign(NewView(self.view, tuple(chosen), proposals, self.id))
+            self._broadcast(nv)
+            self._install_new_view(nv)  # type: ignore[arg-type]
+
+    def on_new_view(self, nv: NewView) -> None:
+        if nv.view < self.view or (nv.view == self.view and self.view_active):
+            return
+        if nv.replica != self.config.leader_of(nv.view):
+            self._drop(nv, "new-view not from the new leader")
+            return
+        senders = {vc.replica for vc in nv.view_changes}
+        if len(senders) != len(nv.view_changes) or len(senders) < self.config.quorum:
+            self._drop(nv, "new-view without 2f+1 distinct view changes")
+            return
+        for vc in nv.view_changes:
+            if vc.new_view != nv.view or vc.replica not in self.config.replica_ids:
+                self._drop(nv, "new-view carries a view change for another view")
+                return
+            if vc.replica != self.id and not self.crypto.verify_replica(vc.replica, vc.signing_payload(), vc.sig):
+                self._drop(nv, "new-view carries a forged view change")
+                return
+            if check_view_change(vc, self.config, self.certifier) is not None:
+                self._drop(nv, "new-view carries an invalid view change")
+                return
+        if select_proposals(self.config, nv.view_changes) != nv.proposals:
+            self._drop(nv, "new-view O does not follow from V")
+            return
+        self._install_new_view(nv)
+
+    def _install_new_view(self, nv: NewView) -> None:
+        self.view = nv.view
+        self.view_active = True
+        self.vc_attempts = 0
+        self.vc_deadline_ms = None
+        self.new_views.append(nv)
+        self.metrics["view_changes.completed"] += 1
+        for v in [v for v in self.view_changes if v <= nv.view]:
+            del self.view_changes[v]
+        checkpoint = select_checkpoint(nv.view_changes)
+        if checkpoint is not None and checkpoint.seq > self.stable_seq:
+            holders = {vc.replica: b"" for vc in nv.view_changes if vc.checkpoint == checkpoint}
+            self._stabilize(checkpoint, holders)
+        self._ready.events.append(NewViewInstalled(nv.view, nv))
+        last = self.stable_seq
+        for proposal in nv.proposals:
+            last = max(last, proposal.seq)
+            if proposal.seq <= self.stable_seq:
+                continue
+            slot = self._slot(proposal.seq)
+            digest = batch_digest(proposal.batch)
+            if self.is_leader:
+                slot.accept(nv.view, digest, proposal.batch)
+                slot.proposed_at_ms = self._now
+                self._ready.events.append(StatusChanged(slot.seq, nv.view, slot.status, digest))
+                for request in proposal.batch:
+                    self.proposed.add(request.key)
+                slot.prepare_shares[self.id] = self.crypto.sign_share(
+                    prepare_message(nv.view, slot.seq, digest)
+                )
+            else:
+                self._accept_pre_prepare(slot, nv.view, digest, proposal.batch)
+        # Slots above O belonged to the old view and were never certified: forget them.
+        for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
+            del self.slots[seq]
+        self.next_seq = max(last, self.last_executed) + 1
+        in_o = {r.key for p in nv.proposals for r in p.batch}
+        self.proposed = in_o
+        if self.is_leader:
+            self.proposal_queue = deque(k for k in self.pending if k not in in_o)
+            self._propose()
+        self._restart_exec_timer()
+        self._execute_ready()
