@@ -32,6 +32,9 @@ class NetworkConfig:
     delay_ms_max: float = 5.0
     drop_rate: float = 0.0
     duplicate_rate: float = 0.0
+    # Links deliver in order (as TCP and pipes do); the scenario driver's clients share one
+    # link per replica, so the leader sees requests in dispatch order. False allows reordering.
+    fifo: bool = True
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Simulation:
         self._queue: list[tuple[float, int, str, Any, Any]] = []
         self._order = count()
         self.blocked: set[tuple[str, str]] = set()  # (source, target) links that are cut
+        self._link_clock: dict[tuple[str, str], float] = {}
         self.delivered = 0
         self.decode_failures = 0
         self.observers: list[Callable[[Simulation], None]] = []
@@ -115,8 +119,12 @@ class Simulation:
             return
         copies = 2 if self.rng.random() < net.duplicate_rate else 1
         for _ in range(copies):
-            delay = self.rng.uniform(net.delay_ms_min, net.delay_ms_max)
-            self._schedule(self.now + delay, "deliver", target_key, (source, data))
+            at = self.now + self.rng.uniform(net.delay_ms_min, net.delay_ms_max)
+            if net.fifo:
+                link = ("clients" if source in self.clients else source, target)
+                at = max(at, self._link_clock.get(link, 0.0))
+                self._link_clock[link] = at
+            self._schedule(at, "deliver", target_key, (source, data))
 
     def _perform_replica(self, r: int, ready: Ready) -> None:
         node = self.nodes[r]
