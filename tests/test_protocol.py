@@ -1,0 +1,179 @@
+"""Scenarios for the normal case and every attack, on the deterministic simulator.
+
+Each reads: given a cluster and a fault, when clients do X, then Y. Balances in comments follow
+the official course file (set 1 ends A9 B9 C9 D9 E14).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from pbft_core.config import ClusterConfig
+from pbft_core.dispatch import Outcome
+from pbft_core.faults import Attack
+from pbft_core.messages import Request
+from pbft_core.runtime.simulator import Simulation
+from tests.support import assert_honest_live_agree, balance, transfer
+
+SET_1 = [transfer("A", "B", 1), transfer("B", "C", 2), transfer("C", "D", 3), transfer("D", "E", 4), balance("E")]
+
+
+def outcomes(results) -> list[str]:
+    return [str(r.outcome) for r in results]
+
+
+def test_all_replicas_up_commit_on_the_fast_path_and_read_the_result():
+    sim = Simulation(seed=1)
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    assert results[-1].result == 14
+    assert sim.replica(1).bank.balances["E"] == 14
+    assert_honest_live_agree(sim)
+    assert sim.replica(2).metrics["commits.fast"] == 4
+    assert sim.replica(2).metrics["commits.slow"] == 0
+
+
+def test_without_the_fast_path_every_instance_takes_the_slow_path():
+    sim = Simulation(ClusterConfig(fast_path=False), seed=1)
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    assert sim.replica(3).metrics["commits.fast"] == 0
+    assert sim.replica(3).metrics["commits.slow"] == 4
+
+
+def test_insufficient_funds_is_a_final_failed_outcome_not_retried():
+    sim = Simulation(seed=2, live=[1, 2, 3, 4, 5])
+    txns = [transfer("F", "G", 12), transfer("G", "H", 1), transfer("H", "I", 11), transfer("I", "J", 11), balance("J")]
+    results = sim.run_transactions(txns)
+    assert outcomes(results) == ["failed", "committed", "committed", "committed", "committed"]
+    balances = sim.replica(1).bank.balances
+    assert [balances[a] for a in "FGHIJ"] == [10, 9, 0, 10, 21]
+    assert results[-1].result == 21
+    assert_honest_live_agree(sim)
+
+
+def test_a_crashed_backup_forces_the_slow_path_and_everything_commits():
+    sim = Simulation(seed=3, live=[1, 2, 3, 4, 5, 6], byzantine={2: (Attack("crash"),)})
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    assert sim.replica(2).last_executed == 0  # never prepared
+    assert sim.replica(1).metrics["fast_path.timeouts"] > 0
+    assert_honest_live_agree(sim)
+
+
+def test_a_crashed_leader_is_replaced_by_view_change_to_view_2():
+    sim = Simulation(seed=4, byzantine={1: (Attack("crash"),)})
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    for r in range(2, 8):
+        assert sim.replica(r).view == 2
+    assert_honest_live_agree(sim)
+
+
+def test_two_consecutive_crashed_leaders_end_in_view_3_led_by_n3():
+    sim = Simulation(seed=5, byzantine={1: (Attack("crash"),), 2: (Attack("crash"),)})
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    for r in range(3, 8):
+        replica = sim.replica(r)
+        assert replica.view == 3 and replica.leader == 3
+        assert [nv.view for nv in replica.new_views] == [3]
+    assert_honest_live_agree(sim)
+
+
+def test_an_equivocating_leader_s_gap_is_filled_with_a_no_op_and_each_request_runs_once():
+    sim = Simulation(seed=6, byzantine={1: (Attack("equivocation", (6, 7)),)})
+    results = sim.run_transactions([transfer("A", "J", 1), transfer("B", "I", 1), transfer("C", "H", 1), transfer("D", "G", 1), balance("G")])
+    assert outcomes(results) == ["committed"] * 5
+    assert results[-1].result == 11
+    log = sim.nodes[2].executed
+    assert log[1].batch == ()  # the no-op
+    executed = Counter(r.key for e in log.values() for r in e.batch)
+    assert set(executed.values()) == {1}
+    assert_honest_live_agree(sim)
+
+
+def test_a_replica_kept_in_the_dark_by_a_slow_leader_catches_up():
+    sim = Simulation(seed=7, live=[1, 2, 3, 4, 5, 6], byzantine={1: (Attack("time"), Attack("dark", (6,)))})
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    assert sim.replica(6).metrics["catch_up.entries"] > 0
+    assert_honest_live_agree(sim)
+
+
+def test_time_dark_and_equivocation_together_end_with_the_darkened_replica_in_agreement():
+    sim = Simulation(seed=8, byzantine={1: (Attack("time"), Attack("dark", (6,)), Attack("equivocation", (7,)))})
+    results = sim.run_transactions(SET_1)
+    assert outcomes(results) == ["committed"] * 5
+    assert sim.replica(6).bank.balances == sim.replica(2).bank.balances
+    assert_honest_live_agree(sim)
+
+
+def test_with_only_four_correctly_signing_replicas_nothing_commits_and_the_set_stalls():
+    sim = Simulation(seed=9, live=[1, 2, 3, 4, 5], byzantine={3: (Attack("sign"),)})
+    results = sim.run_transactions(SET_1, stall_timeout_ms=2_000)
+    assert outcomes(results) == ["unavailable"] * 5
+    for r in (1, 2, 4, 5):
+        assert sim.replica(r).last_executed == 0
+        assert sim.replica(r).metrics["dropped.bad signature"] > 0
+
+
+def test_a_replica_keeping_the_collector_in_the_dark_makes_it_fall_back_to_the_slow_path():
+    sim = Simulation(seed=10, byzantine={7: (Attack("dark", (1, 2)),)})
+    txns = [transfer(a, b, 1) for a, b in zip("ABCDEFGHIJ", "BCDEFGHIJA", strict=True)] * 3
+    results = sim.run_transactions(txns)
+    assert all(r.outcome == Outcome.COMMITTED for r in results)
+    replica = sim.replica(3)
+    assert replica.metrics["commits.fast"] == 0
+    assert replica.metrics["commits.slow"] == replica.last_executed > 0
+    assert_honest_live_agree(sim)
+
+
+def test_a_retransmitted_request_is_answered_from_the_reply_table_not_executed_again():
+    sim = Simulation(seed=11)
+    sim.run_transactions([transfer("A", "B", 5)])
+    client = sim.clients["A"]
+    original = next(e.batch[0] for e in sim.nodes[1].executed.values() if e.batch)
+    for r in range(1, 8):
+        sim._perform_replica(r, sim.nodes[r].replica.step(original, sim.now))
+    sim.run_for(200)
+    assert sim.replica(1).bank.balances["A"] == 5
+    assert sum(len(e.batch) for e in sim.nodes[1].executed.values()) == 1
+    assert client.metrics["replies.stale"] >= 4  # the cached replies came back
+
+
+def test_a_request_with_a_forged_client_signature_is_dropped():
+    sim = Simulation(seed=12)
+    forged = Request("A", 1, "transfer", ("A", "B", 10), False, b"\x00" * 64)
+    ready = sim.nodes[1].replica.step(forged, 0.0)
+    assert not ready.to_replicas
+    assert sim.replica(1).metrics["dropped.bad client signature"] == 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_checkpoints_bound_memory_over_a_long_run(seed):
+    sim = Simulation(ClusterConfig(checkpoint_interval=10), seed=seed, keep_events=False)
+    txns = [transfer(a, b, 1) for a, b in zip("ABCDEFGHIJ", "BCDEFGHIJA", strict=True)] * 12
+    results = sim.run_transactions(txns)
+    assert all(r.outcome == Outcome.COMMITTED for r in results)
+    for r in range(1, 8):
+        replica = sim.replica(r)
+        interval = replica.config.checkpoint_interval
+        assert replica.last_executed >= 100
+        assert replica.stable_seq == replica.last_executed - replica.last_executed % interval
+        assert len(replica.slots) <= replica.config.checkpoint_interval
+        assert all(seq > replica.stable_seq for seq in replica.checkpoint_votes)
+    assert_honest_live_agree(sim)
+
+
+def test_a_partitioned_replica_rejoins_by_state_transfer_of_a_certified_snapshot():
+    sim = Simulation(ClusterConfig(checkpoint_interval=10), seed=13)
+    sim.blocked |= {(a, b) for r in range(1, 8) if r != 6 for a, b in ((f"n6", f"n{r}"), (f"n{r}", "n6"))}
+    sim.at(800, lambda s: s.blocked.clear())
+    txns = [transfer(a, b, 1) for a, b in zip("ABCDEFGHIJ", "BCDEFGHIJA", strict=True)] * 8
+    results = sim.run_transactions(txns)
+    assert all(r.outcome == Outcome.COMMITTED for r in results)
+    assert sim.replica(6).metrics["catch_up.snapshots"] >= 1
+    assert_honest_live_agree(sim)
