@@ -170,7 +170,7 @@ def test_checkpoints_bound_memory_over_a_long_run(seed):
 
 def test_a_partitioned_replica_rejoins_by_state_transfer_of_a_certified_snapshot():
     sim = Simulation(ClusterConfig(checkpoint_interval=10), seed=13)
-    sim.blocked |= {(a, b) for r in range(1, 8) if r != 6 for a, b in ((f"n6", f"n{r}"), (f"n{r}", "n6"))}
+    sim.blocked |= {(a, b) for r in range(1, 8) if r != 6 for a, b in (("n6", f"n{r}"), (f"n{r}", "n6"))}
     sim.at(800, lambda s: s.blocked.clear())
     txns = [transfer(a, b, 1) for a, b in zip("ABCDEFGHIJ", "BCDEFGHIJA", strict=True)] * 8
     results = sim.run_transactions(txns)

@@ -1,0 +1,97 @@
+"""The wire codec: one canonical encoding, strict decoding, domain-separated signatures."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from pbft_core.messages import (
+    MESSAGE_TYPES,
+    CheckpointProof,
+    DecodeError,
+    NewView,
+    PrepareShare,
+    PrePrepare,
+    PrePrepared,
+    Proof,
+    Proposal,
+    Reply,
+    Request,
+    Status,
+    ViewChange,
+    batch_digest,
+    decode,
+    encode,
+)
+
+REQUEST = Request("A", 7, "transfer", ("A", "B", 3), False, b"s" * 64)
+BATCH = (REQUEST, Request("B", 1, "balance", ("B",), False, b"t" * 64))
+SAMPLES = [
+    REQUEST,
+    Reply(2, "A", 7, 3, "ok", False, b"r" * 64),
+    Reply(2, "A", 7, 3, 14, True, b"r" * 64),
+    PrePrepare(1, 5, batch_digest(BATCH), BATCH, 1, b"p" * 64),
+    PrepareShare(1, 5, b"d" * 32, b"x" * 96, 4, b"q" * 64),
+    ViewChange(
+        3,
+        CheckpointProof(10, b"h" * 32, b"c" * 96),
+        (Proof(2, 11, BATCH, 0, b"c" * 96),),
+        (PrePrepared(2, 12, ()),),
+        5,
+        b"v" * 64,
+    ),
+    NewView(3, (), (Proposal(11, BATCH), Proposal(12, ())), 3, b"n" * 64),
+    Status(1, 0, 0, 2, b"z" * 64),
+]
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_every_message_round_trips_to_an_equal_message_and_identical_bytes(message):
+    data = encode(message)
+    assert decode(data) == message
+    assert encode(decode(data)) == data
+
+
+def test_every_message_type_has_a_unique_tag():
+    assert len(MESSAGE_TYPES) == len({cls.__name__ for cls in MESSAGE_TYPES.values()})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xc1",
+        msgpack.packb({"tag": 1}),
+        msgpack.packb([]),
+        msgpack.packb([999]),
+        msgpack.packb([1, "A", 7]),  # too few fields
+        msgpack.packb([1, "A", "7", "transfer", ["A", "B", 3], False, b""]),  # str for int
+        msgpack.packb([1, "A", 7, "transfer", ["A", "B", 3.5], False, b""]),  # float arg
+        msgpack.packb([1, "A" * 65, 7, "transfer", [], False, b""]),  # oversized name
+        msgpack.packb([1, "A", -(2**63) - 1 + 1, "transfer", [], False, b""])[:-1],
+        encode(REQUEST)[:-5],
+        encode(REQUEST) + b"\x00",
+        b"\x91" * 100_000,  # deeply nested arrays
+    ],
+)
+def test_malformed_bytes_are_rejected_with_decode_error_only(data):
+    with pytest.raises(DecodeError):
+        decode(data)
+
+
+def test_oversized_messages_are_rejected_before_parsing():
+    with pytest.raises(DecodeError):
+        decode(b"\x00" * (9 * 1024 * 1024))
+
+
+def test_signing_payloads_are_domain_separated_by_type_and_fields():
+    share = PrepareShare(1, 5, b"d" * 32, b"x" * 96, 4)
+    assert share.signing_payload().startswith(b"pbft/v1/PrepareShare/")
+    assert share.signing_payload() != PrepareShare(2, 5, b"d" * 32, b"x" * 96, 4).signing_payload()
+    # The signature itself is never part of what is signed.
+    assert share.signing_payload() == share.with_sig(b"\x01" * 64).signing_payload()
+
+
+def test_a_batch_digest_commits_to_order_and_content():
+    assert batch_digest(BATCH) != batch_digest(tuple(reversed(BATCH)))
+    assert batch_digest(()) != batch_digest((REQUEST,))
