@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .messages import Message, NewView, Request, Result
+from .messages import CheckpointProof, Message, NewView, Proof, Request, Result
 
 
 class SlotStatus(StrEnum):
@@ -23,6 +23,34 @@ class SlotStatus(StrEnum):
 
 
 # ---- events: what happened, for storage, inspection and tests -------------------------------
+#
+# Events marked *durable* are what a replica must not forget: the shell persists them before it
+# sends the messages of the same Ready, and `Replica.restore` rebuilds the replica from them
+# after a crash, so it never votes inconsistently with what it voted before.
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Durable: this replica accepted (and signs a prepare share for) batch at (view, seq)."""
+
+    view: int
+    seq: int
+    batch: tuple[Request, ...]
+
+
+@dataclass(frozen=True)
+class ProofStored:
+    """Durable: evidence that a batch prepared or committed (it may then sign commit shares)."""
+
+    proof: Proof
+
+
+@dataclass(frozen=True)
+class ViewEntered:
+    """Durable: the view this replica is in (active) or changing to (not active)."""
+
+    view: int
+    active: bool
 
 
 @dataclass(frozen=True)
@@ -56,14 +84,34 @@ class NewViewInstalled:
 
 @dataclass(frozen=True)
 class CheckpointStable:
-    seq: int
-    state_digest: bytes
+    """Durable: a checkpoint certificate, and the snapshot at it if this replica has one."""
+
+    proof: CheckpointProof
+    snapshot: bytes | None
+
+    @property
+    def seq(self) -> int:
+        return self.proof.seq
+
+    @property
+    def state_digest(self) -> bytes:
+        return self.proof.state_digest
 
 
 @dataclass(frozen=True)
 class StateTransferred:
-    seq: int
-    state_digest: bytes
+    """Durable: the state was replaced by a certified snapshot from a peer."""
+
+    proof: CheckpointProof
+    snapshot: bytes
+
+    @property
+    def seq(self) -> int:
+        return self.proof.seq
+
+    @property
+    def state_digest(self) -> bytes:
+        return self.proof.state_digest
 
 
 @dataclass(frozen=True)
@@ -76,7 +124,10 @@ class Dropped:
 
 
 Event = (
-    StatusChanged
+    Accepted
+    | ProofStored
+    | ViewEntered
+    | StatusChanged
     | Executed
     | ViewChangeStarted
     | NewViewInstalled
@@ -84,6 +135,7 @@ Event = (
     | StateTransferred
     | Dropped
 )
+DURABLE_EVENTS = (Accepted, ProofStored, ViewEntered, Executed, CheckpointStable, StateTransferred)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .bank import READ_OPS, Bank
 from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
@@ -57,15 +57,20 @@ from .messages import (
     batch_digest,
 )
 from .ready import (
+    DURABLE_EVENTS,
+    Accepted,
     CheckpointStable,
     Dropped,
+    Event,
     Executed,
     NewViewInstalled,
+    ProofStored,
     Ready,
     SlotStatus,
     StateTransferred,
     StatusChanged,
     ViewChangeStarted,
+    ViewEntered,
 )
 from .viewchange import check_view_change, select_checkpoint, select_proposals
 
@@ -318,12 +323,7 @@ class Replica:
         self.metrics["batches.proposed"] += 1
         self.metrics["batches.requests"] += len(batch)
         self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id)))
-        slot = self._slot(seq)
-        slot.accept(self.view, digest, batch)
-        slot.proposed_at_ms = self._now
-        self._ready.events.append(StatusChanged(seq, self.view, slot.status, digest))
-        slot.prepare_shares[self.id] = self.crypto.sign_share(prepare_message(self.view, seq, digest))
-        self._certify_prepare(slot, allow_wait=True)
+        self._accept(self._slot(seq), self.view, digest, batch)
 
     # ---- normal case: backups ---------------------------------------------------------------
 
@@ -356,20 +356,25 @@ class Replica:
         if slot.committed is not None and batch_digest(slot.committed.batch) != pp.digest:
             self._drop(pp, "conflicts with a committed batch")
             return
-        self._accept_pre_prepare(slot, pp.view, pp.digest, pp.batch)
+        self._accept(slot, pp.view, pp.digest, pp.batch)
 
-    def _accept_pre_prepare(
-        self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]
-    ) -> None:
+    def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
+        """Take (view, seq, batch) as this view's proposal and sign a prepare share for it."""
         slot.accept(view, digest, batch)
+        slot.proposed_at_ms = self._now
+        self._ready.events.append(Accepted(view, slot.seq, batch))
         self._ready.events.append(StatusChanged(slot.seq, view, slot.status, digest))
         for request in batch:
             if not self.bank.is_executed(request.client, request.timestamp):
                 self.pending.setdefault(request.key, request)
             self.proposed.add(request.key)
+        share = self.crypto.sign_share(prepare_message(view, slot.seq, digest))
+        if self.is_leader:
+            slot.prepare_shares[self.id] = share
+            self._certify_prepare(slot, allow_wait=True)
+            return
         if self.exec_deadline_ms is None:
             self._restart_exec_timer()
-        share = self.crypto.sign_share(prepare_message(view, slot.seq, digest))
         self._send(self.leader, self._sign(PrepareShare(view, slot.seq, digest, share, self.id)))
         early, slot.early = slot.early, []
         for message in early:
@@ -400,8 +405,12 @@ class Replica:
             return
         self._prepared(slot, Proof(pc.view, pc.seq, slot.batch, ProofKind.PREPARE, pc.certificate))
 
-    def _prepared(self, slot: Slot, proof: Proof) -> None:
+    def _record_proof(self, slot: Slot, proof: Proof) -> None:
         slot.record_prepared(proof)
+        self._ready.events.append(ProofStored(proof))
+
+    def _prepared(self, slot: Slot, proof: Proof) -> None:
+        self._record_proof(slot, proof)
         self._set_status(slot, SlotStatus.PREPARED)
         share = self.crypto.sign_share(commit_message(slot.view, slot.seq, slot.digest))
         if self.is_leader:
@@ -433,8 +442,7 @@ class Replica:
         self._committed(slot, Proof(fc.view, fc.seq, slot.batch, ProofKind.FAST, fc.aggregate))
 
     def _committed(self, slot: Slot, proof: Proof) -> None:
-        slot.record_prepared(proof)
-        slot.committed = proof
+        self._record_proof(slot, proof)
         self.metrics["commits.fast" if proof.kind == ProofKind.FAST else "commits.slow"] += 1
         self._set_status(slot, SlotStatus.COMMITTED)
         self._execute_ready()
@@ -608,7 +616,7 @@ class Replica:
         for seq in [s for s in self.snapshots if s < proof.seq]:
             del self.snapshots[seq]
         self.next_seq = max(self.next_seq, proof.seq + 1)
-        self._ready.events.append(CheckpointStable(proof.seq, proof.state_digest))
+        self._ready.events.append(CheckpointStable(proof, self.snapshots.get(proof.seq)))
         others = sorted(r for r in holders or () if r != self.id)
         if self.last_executed < proof.seq and others:
             self._fetch_from(others[0])
@@ -680,7 +688,7 @@ class Replica:
         for key in [k for k in self.pending if self.bank.is_executed(*k)]:
             del self.pending[key]
         self.metrics["catch_up.snapshots"] += 1
-        self._ready.events.append(StateTransferred(cp.seq, cp.state_digest))
+        self._ready.events.append(StateTransferred(cp, snapshot))
         self._stabilize(cp)
         self._execute_ready()
 
@@ -691,6 +699,7 @@ class Replica:
             return
         self.view = new_view
         self.view_active = False
+        self._ready.events.append(ViewEntered(new_view, active=False))
         self.exec_deadline_ms = None
         self.vc_deadline_ms = None
         self.proposal_queue.clear()
@@ -770,6 +779,7 @@ class Replica:
     def _install_new_view(self, nv: NewView) -> None:
         self.view = nv.view
         self.view_active = True
+        self._ready.events.append(ViewEntered(nv.view, active=True))
         self.vc_attempts = 0
         self.vc_deadline_ms = None
         self.new_views.append(nv)
@@ -786,19 +796,7 @@ class Replica:
             last = max(last, proposal.seq)
             if proposal.seq <= self.stable_seq:
                 continue
-            slot = self._slot(proposal.seq)
-            digest = batch_digest(proposal.batch)
-            if self.is_leader:
-                slot.accept(nv.view, digest, proposal.batch)
-                slot.proposed_at_ms = self._now
-                self._ready.events.append(StatusChanged(slot.seq, nv.view, slot.status, digest))
-                for request in proposal.batch:
-                    self.proposed.add(request.key)
-                slot.prepare_shares[self.id] = self.crypto.sign_share(
-                    prepare_message(nv.view, slot.seq, digest)
-                )
-            else:
-                self._accept_pre_prepare(slot, nv.view, digest, proposal.batch)
+            self._accept(self._slot(proposal.seq), nv.view, batch_digest(proposal.batch), proposal.batch)
         # Slots above O belonged to the old view and were never certified: forget them.
         for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
             del self.slots[seq]
@@ -810,3 +808,66 @@ class Replica:
             self._propose()
         self._restart_exec_timer()
         self._execute_ready()
+
+    # ---- recovery --------------------------------------------------------------------------
+
+    @classmethod
+    def restore(
+        cls, replica_id: int, config: ClusterConfig, crypto: NodeCrypto, events: Iterable[Event]
+    ) -> Replica:
+        """Rebuild a replica after a crash from the durable events it emitted, in order.
+
+        What it accepted, proved, executed and checkpointed, and the view it was in, come back;
+        collector shares and timers (volatile) do not. So the restored replica never signs a
+        share that conflicts with one it signed before the crash.
+        """
+        replica = cls(replica_id, config, crypto)
+        for event in events:
+            if isinstance(event, DURABLE_EVENTS):
+                replica._replay(event)
+        replica.next_seq = max([replica.last_executed, replica.stable_seq, *replica.slots]) + 1
+        replica._ready = Ready()
+        return replica
+
+    def _replay(self, event: Event) -> None:
+        if isinstance(event, ViewEntered):
+            self.view, self.view_active = event.view, event.active
+        elif isinstance(event, Accepted):
+            if event.seq > self.stable_seq:
+                self._slot(event.seq).accept(event.view, batch_digest(event.batch), event.batch)
+                for request in event.batch:
+                    if not self.bank.is_executed(request.client, request.timestamp):
+                        self.pending[request.key] = request
+                    self.proposed.add(request.key)
+        elif isinstance(event, ProofStored):
+            proof = event.proof
+            if proof.seq > self.stable_seq:
+                slot = self._slot(proof.seq)
+                if slot.view < proof.view:
+                    slot.view, slot.digest, slot.batch = proof.view, batch_digest(proof.batch), proof.batch
+                slot.record_prepared(proof)
+                committed = proof.kind in ProofKind.COMMITTED
+                slot.advance(SlotStatus.COMMITTED if committed else SlotStatus.PREPARED)
+        elif isinstance(event, Executed):
+            if event.seq == self.last_executed + 1:
+                for request in event.batch:
+                    self.bank.execute(request)
+                    self.pending.pop(request.key, None)
+                    self.proposed.discard(request.key)
+                self.last_executed = event.seq
+                if event.seq in self.slots:
+                    self.slots[event.seq].advance(SlotStatus.EXECUTED)
+                if event.state_digest:
+                    self.snapshots[event.seq] = self.bank.snapshot()
+        elif isinstance(event, StateTransferred):
+            if event.seq > self.last_executed:
+                self.bank = Bank.from_snapshot(event.snapshot)
+                self.last_executed = event.seq
+                self.snapshots[event.seq] = event.snapshot
+                for key in [k for k in self.pending if self.bank.is_executed(*k)]:
+                    del self.pending[key]
+            self._stabilize(event.proof)
+        elif isinstance(event, CheckpointStable):
+            if event.snapshot is not None:
+                self.snapshots[event.seq] = event.snapshot
+            self._stabilize(event.proof)
