@@ -1,4 +1,4 @@
-"""The replicated state machine: a bank of accounts A–J.
+"""The replicated state machine: a bank of accounts (A–J by default).
 
 Deterministic: the same operations in the same order give the same balances, results and
 digest on every replica. An operation that cannot be carried out (insufficient funds, unknown
@@ -12,6 +12,7 @@ whether a request is new or a retransmission, so it must be in every snapshot an
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgpack
@@ -21,8 +22,57 @@ from .messages import Arg, Request, Result
 
 OK = "ok"
 FAILED = "failed"
-READ_OPS = frozenset({"balance"})
-WRITE_OPS = frozenset({"transfer", "balance"})  # a balance read may be ordered as a fallback
+
+Balances = dict[str, int]
+Operation = Callable[[Balances, tuple[Arg, ...]], Result]
+
+# Operations by name. A read-only operation never mutates; it may be answered unordered, and
+# also ordered (a read that fell back). Other modules (e.g. smallbank) register their own.
+WRITE_OPERATIONS: dict[str, Operation] = {}
+READ_OPERATIONS: dict[str, Operation] = {}
+# Initial states by the name in `ClusterConfig.state` ("bank", or e.g. "smallbank:1000").
+INITIAL_STATES: dict[str, Callable[[str], Balances]] = {}
+
+
+def operation(name: str, *, read_only: bool = False) -> Callable[[Operation], Operation]:
+    def register(fn: Operation) -> Operation:
+        (READ_OPERATIONS if read_only else WRITE_OPERATIONS)[name] = fn
+        return fn
+
+    return register
+
+
+def is_read_only(op: str) -> bool:
+    return op in READ_OPERATIONS
+
+
+@operation("transfer")
+def transfer(balances: Balances, args: tuple[Arg, ...]) -> Result:
+    if len(args) != 3:
+        return FAILED
+    source, target, amount = args
+    if (
+        source in balances
+        and target in balances
+        and type(amount) is int
+        and amount > 0
+        and source != target
+        and balances[source] >= amount  # type: ignore[index]
+    ):
+        balances[source] -= amount  # type: ignore[index]
+        balances[target] += amount  # type: ignore[index]
+        return OK
+    return FAILED
+
+
+@operation("balance", read_only=True)
+def balance(balances: Balances, args: tuple[Arg, ...]) -> Result:
+    if len(args) == 1 and args[0] in balances:
+        return balances[args[0]]  # type: ignore[index]
+    return FAILED
+
+
+INITIAL_STATES["bank"] = lambda _spec: dict.fromkeys(ACCOUNTS, INITIAL_BALANCE)
 
 
 @dataclass
@@ -33,32 +83,26 @@ class LastReply:
 
 @dataclass
 class Bank:
-    balances: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACCOUNTS, INITIAL_BALANCE))
+    balances: Balances = field(default_factory=lambda: dict.fromkeys(ACCOUNTS, INITIAL_BALANCE))
     last_reply: dict[str, LastReply] = field(default_factory=dict)
+
+    @classmethod
+    def initial(cls, state: str = "bank") -> Bank:
+        """The state every replica starts from, by name (see `INITIAL_STATES`)."""
+        kind = state.split(":", 1)[0]
+        if kind not in INITIAL_STATES and kind == "smallbank":
+            from . import smallbank  # noqa: F401  (registers its operations and state)
+        return cls(balances=INITIAL_STATES[kind](state))
 
     # ---- operations ---------------------------------------------------------------------
 
     def read(self, op: str, args: tuple[Arg, ...]) -> Result:
-        if op == "balance" and len(args) == 1 and args[0] in self.balances:
-            return self.balances[args[0]]  # type: ignore[index]
-        return FAILED
+        fn = READ_OPERATIONS.get(op)
+        return fn(self.balances, args) if fn is not None else FAILED
 
     def apply(self, op: str, args: tuple[Arg, ...]) -> Result:
-        if op == "transfer" and len(args) == 3:
-            source, target, amount = args
-            if (
-                source in self.balances
-                and target in self.balances
-                and type(amount) is int
-                and amount > 0
-                and source != target
-                and self.balances[source] >= amount  # type: ignore[index]
-            ):
-                self.balances[source] -= amount  # type: ignore[index]
-                self.balances[target] += amount  # type: ignore[index]
-                return OK
-            return FAILED
-        return self.read(op, args)
+        fn = WRITE_OPERATIONS.get(op) or READ_OPERATIONS.get(op)
+        return fn(self.balances, args) if fn is not None else FAILED
 
     def execute(self, request: Request) -> Result | None:
         """Execute a request at most once; None if it is a retransmission of an executed one."""

@@ -50,6 +50,8 @@ class ClusterConfig:
     # Consensus instances the leader keeps in flight before it waits (pipelining depth).
     inflight_max: int = 8
     fast_path: bool = True
+    # The replicated state every replica starts from: "bank" (A–J, 10 each) or "smallbank:N".
+    state: str = "bank"
     timers: Timers = field(default_factory=Timers)
 
     @property

@@ -29,7 +29,7 @@ import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
-from .bank import READ_OPS, Bank
+from .bank import Bank, is_read_only
 from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
 from .config import ClusterConfig, replica_name
 from .crypto import NodeCrypto
@@ -88,7 +88,7 @@ class Replica:
         self.config = config
         self.crypto = crypto
         self.certifier = Certifier(crypto)
-        self.bank = Bank()
+        self.bank = Bank.initial(config.state)
         self.metrics: Counter[str] = Counter()
 
         self.view = 1
@@ -277,7 +277,7 @@ class Replica:
 
     def on_request(self, request: Request) -> None:
         if request.read_only:
-            if request.op in READ_OPS:
+            if is_read_only(request.op):
                 self._reply(request, self.bank.read(request.op, request.args))
             else:
                 self._drop(request, "read-only request for a write")
