@@ -124,7 +124,7 @@ class RealCrypto:
         good = [p for p in parsed.values() if p is not None]
         try:
             signature = self._ts.combine(self._group, good, message)
-        except self._ts.InvalidSharesError as exc:
+        except self._ts.InvalidShareError as exc:
             return None, bad | {int(i) for i in exc.invalid}
         except self._ts.ThresholdError:
             return None, bad
