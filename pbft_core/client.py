@@ -23,6 +23,7 @@ from .crypto import NodeCrypto
 from .messages import Arg, Reply, Request, Result
 
 CLIENT_TIMEOUT_DOUBLINGS_MAX = 4
+VERIFIED_ROOTS_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,13 @@ class _Outstanding:
 
 class Client:
     def __init__(
-        self, name: str, config: ClusterConfig, crypto: NodeCrypto, *, first_timestamp: int = 1
+        self,
+        name: str,
+        config: ClusterConfig,
+        crypto: NodeCrypto,
+        *,
+        first_timestamp: int = 1,
+        verified: dict[tuple[int, bytes, bytes], None] | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -62,6 +69,9 @@ class Client:
         self.next_timestamp = first_timestamp
         self.outstanding: _Outstanding | None = None
         self.metrics: Counter[str] = Counter()
+        # Signed reply roots already checked. Clients in one process may share this table: a
+        # root signed once for a whole batch is then verified once, not once per client.
+        self.verified = verified if verified is not None else {}
 
     @property
     def busy(self) -> bool:
@@ -92,7 +102,7 @@ class Client:
             return ready
         if reply.read_only != out.request.read_only or reply.replica in out.replies:
             return ready
-        if not self.crypto.verify_replica(reply.replica, reply.signing_payload(), reply.sig):
+        if not self._authentic(reply):
             self.metrics["replies.bad_signature"] += 1
             return ready
         out.replies[reply.replica] = reply
@@ -109,6 +119,20 @@ class Client:
             ready.to_replicas = self._fall_back(out, now_ms)
             ready.wake_at_ms = out.deadline_ms
         return ready
+
+    def _authentic(self, reply: Reply) -> bool:
+        payload = reply.signed_root()
+        if payload is None:
+            return False
+        key = (reply.replica, payload, reply.sig)
+        if key in self.verified:
+            return True
+        if not self.crypto.verify_replica(reply.replica, payload, reply.sig):
+            return False
+        if len(self.verified) >= VERIFIED_ROOTS_MAX:
+            self.verified.clear()
+        self.verified[key] = None
+        return True
 
     def tick(self, now_ms: float) -> ClientReady:
         out = self.outstanding

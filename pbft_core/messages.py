@@ -22,6 +22,8 @@ from typing import Any, ClassVar, get_args, get_origin
 
 import msgpack
 
+from . import merkle
+
 MESSAGE_SIZE_MAX = 8 * 1024 * 1024
 DIGEST_SIZE = 32
 BYTES_FIELD_MAX = 4 * 1024 * 1024
@@ -74,6 +76,9 @@ class Request(Message):
 
 @dataclass(frozen=True)
 class Reply(Message):
+    """A replica's answer. Replies to one executed batch share one signature over the Merkle
+    root of all of them (see `merkle`); ``index`` and ``path`` lead from this reply to it."""
+
     TAG: ClassVar[int] = 2
     view: int
     client: str
@@ -81,7 +86,23 @@ class Reply(Message):
     replica: int
     result: Result
     read_only: bool
+    index: int = 0
+    path: tuple[bytes, ...] = ()
     sig: bytes = b""
+
+    def leaf(self) -> bytes:
+        return merkle.leaf_hash(
+            _pack([self.view, self.client, self.timestamp, self.replica, self.result, self.read_only])
+        )
+
+    def signed_root(self) -> bytes | None:
+        """What ``sig`` must sign for this reply to be authentic (None: malformed path)."""
+        root = merkle.root_from_path(self.leaf(), self.index, self.path)
+        return None if root is None else reply_root_payload(root)
+
+
+def reply_root_payload(root: bytes) -> bytes:
+    return b"pbft/v1/ReplyRoot/" + root
 
 
 # ---- normal case (linear: backups talk to the collector, the collector to everyone) ---------

@@ -28,7 +28,9 @@ from __future__ import annotations
 import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
+from . import merkle
 from .bank import Bank, is_read_only
 from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
 from .config import ClusterConfig, replica_name
@@ -52,9 +54,11 @@ from .messages import (
     ProofKind,
     Reply,
     Request,
+    Result,
     Status,
     ViewChange,
     batch_digest,
+    reply_root_payload,
 )
 from .ready import (
     DURABLE_EVENTS,
@@ -261,11 +265,18 @@ class Replica:
         self._verified_requests[key] = None
         return True
 
-    def _reply(self, request: Request, result: object) -> None:
-        reply = Reply(
-            self.view, request.client, request.timestamp, self.id, result, request.read_only  # type: ignore[arg-type]
-        )
-        self._ready.to_clients.append((request.client, self._sign(reply)))
+    def _reply(self, answers: list[tuple[Request, Result]]) -> None:
+        """Reply to each client, signing one Merkle root for all of them."""
+        if not answers:
+            return
+        replies = [
+            Reply(self.view, r.client, r.timestamp, self.id, result, r.read_only) for r, result in answers
+        ]
+        root, paths = merkle.build([reply.leaf() for reply in replies])
+        sig = self.crypto.sign(reply_root_payload(root))
+        for index, reply in enumerate(replies):
+            signed = replace(reply, index=index, path=paths[index], sig=sig)
+            self._ready.to_clients.append((reply.client, signed))
 
     def _restart_exec_timer(self) -> None:
         if self.pending and self.view_active and not self.is_leader:
@@ -278,14 +289,14 @@ class Replica:
     def on_request(self, request: Request) -> None:
         if request.read_only:
             if is_read_only(request.op):
-                self._reply(request, self.bank.read(request.op, request.args))
+                self._reply([(request, self.bank.read(request.op, request.args))])
             else:
                 self._drop(request, "read-only request for a write")
             return
         if self.bank.is_executed(request.client, request.timestamp):
             cached = self.bank.cached_reply(request.client, request.timestamp)
             if cached is not None:
-                self._reply(request, cached)
+                self._reply([(request, cached)])
             return
         if request.key not in self.pending:
             self.pending[request.key] = request
@@ -555,14 +566,16 @@ class Replica:
                 self._propose()
 
     def _execute(self, slot: Slot, proof: Proof) -> None:
-        results = []
+        results: list[Result | None] = []
+        answers: list[tuple[Request, Result]] = []
         for request in proof.batch:
             result = self.bank.execute(request)
             results.append(result)
             self.pending.pop(request.key, None)
             self.proposed.discard(request.key)
             if result is not None:
-                self._reply(request, result)
+                answers.append((request, result))
+        self._reply(answers)
         self.last_executed = slot.seq
         self.metrics["executed.batches"] += 1
         self.metrics["executed.requests"] += len(proof.batch)

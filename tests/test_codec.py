@@ -28,8 +28,8 @@ REQUEST = Request("A", 7, "transfer", ("A", "B", 3), False, b"s" * 64)
 BATCH = (REQUEST, Request("B", 1, "balance", ("B",), False, b"t" * 64))
 SAMPLES = [
     REQUEST,
-    Reply(2, "A", 7, 3, "ok", False, b"r" * 64),
-    Reply(2, "A", 7, 3, 14, True, b"r" * 64),
+    Reply(2, "A", 7, 3, "ok", False, 0, (), b"r" * 64),
+    Reply(2, "A", 7, 3, 14, True, 1, (b"h" * 32,), b"r" * 64),
     PrePrepare(1, 5, batch_digest(BATCH), BATCH, 1, b"p" * 64),
     PrepareShare(1, 5, b"d" * 32, b"x" * 96, 4, b"q" * 64),
     ViewChange(
