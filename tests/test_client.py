@@ -35,7 +35,8 @@ def test_a_write_completes_on_f_plus_1_matching_authentic_replies_and_learns_the
     assert [to for to, _ in ready.to_replicas] == [1]
     assert client.step(reply(1, view=2), 1.0).completed is None
     assert client.step(reply(1, view=2), 1.0).completed is None  # the same replica twice
-    done = client.step(reply(2, view=2), 2.0).completed
+    assert client.step(reply(2, view=2), 2.0).completed is None
+    done = client.step(reply(3, view=2), 2.0).completed  # f + 1 = 3
     assert done is not None and done.result == "ok" and client.view == 2
 
 
@@ -47,7 +48,8 @@ def test_replies_that_disagree_or_are_forged_do_not_count():
     assert client.step(tampered, 1.0).completed is None
     assert client.metrics["replies.bad_signature"] == 1
     assert client.step(reply(3), 1.0).completed is None
-    assert client.step(reply(4), 1.0).completed is not None
+    assert client.step(reply(4), 1.0).completed is None
+    assert client.step(reply(5), 1.0).completed is not None
 
 
 def test_a_read_needs_2f_plus_1_matching_and_falls_back_to_ordering_on_timeout():
