@@ -20,6 +20,8 @@ import msgpack
 from .config import ACCOUNTS, INITIAL_BALANCE
 from .messages import Arg, Request, Result
 
+__all__ = ["FAILED", "OK", "Balances", "Bank", "Result", "operation"]
+
 OK = "ok"
 FAILED = "failed"
 
