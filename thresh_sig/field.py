@@ -43,8 +43,8 @@ from math import gcd, lcm
 from .msm import estimate_msm_cost
 
 __all__ = [
-    "R",
     "InterpolationPlan",
+    "R",
     "derive_polynomial",
     "eval_poly",
     "lagrange_plan",

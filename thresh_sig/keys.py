@@ -91,7 +91,12 @@ def as_bytes(data: object, what: str) -> bytes:
 
 def check_parameters(t: object, n: object) -> tuple[int, int]:
     """Validate ``1 <= t <= n <= MAX_SIGNERS`` (ints, not bools)."""
-    if not isinstance(t, int) or isinstance(t, bool) or not isinstance(n, int) or isinstance(n, bool):
+    if (
+        not isinstance(t, int)
+        or isinstance(t, bool)
+        or not isinstance(n, int)
+        or isinstance(n, bool)
+    ):
         raise TypeError("t and n must be integers")
     if n < 1 or n > MAX_SIGNERS:
         raise ParameterError(f"n must be in 1..{MAX_SIGNERS}, got {n}")
@@ -154,7 +159,9 @@ class GroupKey:
         t, n = check_parameters(t, n)
         commitments = tuple(as_bytes(c, "commitment") for c in commitments)
         if len(commitments) != t:
-            raise MalformedError(f"a group with t={t} needs {t} commitments, got {len(commitments)}")
+            raise MalformedError(
+                f"a group with t={t} needs {t} commitments, got {len(commitments)}"
+            )
         bk = get_backend(backend)
         # Validate every commitment now, with the preferred backend: bad bytes must fail at the
         # boundary, not at the first signature.
@@ -179,7 +186,9 @@ class GroupKey:
             + n.to_bytes(2, "big")
             + b"".join(commitments)
         )
-        self._fingerprint = hashlib.sha256(_FINGERPRINT_DOMAIN + self._raw).digest()[:FINGERPRINT_SIZE]
+        self._fingerprint = hashlib.sha256(_FINGERPRINT_DOMAIN + self._raw).digest()[
+            :FINGERPRINT_SIZE
+        ]
         self._backend = bk
         # Shared between with_backend() views: per-backend decoded points and the encoded
         # verification keys (encoding is backend independent).

@@ -25,6 +25,7 @@ document raises ``MalformedError`` (or ``InvalidPointError`` for bad curve point
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -55,10 +56,8 @@ def _atomic_write(path: PathLike, text: str, mode: int) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

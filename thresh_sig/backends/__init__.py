@@ -12,12 +12,18 @@ import os
 from ..errors import ParameterError
 from .base import Backend
 
-__all__ = ["BACKEND_ENV", "BACKENDS", "DEFAULT_BACKEND", "Backend", "get_backend"]
+__all__ = ["BACKENDS", "BACKEND_ENV", "DEFAULT_BACKEND", "Backend", "get_backend"]
 
 BACKEND_ENV = "THRESH_SIG_BACKEND"
 DEFAULT_BACKEND = "blspy"
 BACKENDS = ("blspy", "py_ecc")
-_ALIASES = {"blspy": "blspy", "blst": "blspy", "py_ecc": "py_ecc", "py-ecc": "py_ecc", "pyecc": "py_ecc"}
+_ALIASES = {
+    "blspy": "blspy",
+    "blst": "blspy",
+    "py_ecc": "py_ecc",
+    "py-ecc": "py_ecc",
+    "pyecc": "py_ecc",
+}
 _INSTANCES: dict[str, Backend] = {}
 
 
