@@ -1,0 +1,763 @@
+"""The pipes shell: one spawned process per replica, linked by `multiprocessing.Pipe`s.
+
+Theory of operation
+-------------------
+`run_set` plays one scenario set on a fresh cluster: fresh keys (`ClusterKeys.generate`), fresh
+processes, fresh databases. The calling process is the **driver**; it
+
+1. spawns one worker per *live* replica (``spawn`` start method, so a worker inherits nothing
+   but what it is given) with a full mesh of pipes between live replicas and one driver pipe per
+   worker. Keys reach a worker as `NodeSecrets.to_bytes()`, its config as msgpack; a Byzantine
+   replica is wrapped in `ByzantineReplica` with the set's attacks. A replica outside the Live
+   column gets no process and no links at all (it would neither send nor receive); the driver
+   still writes its database, holding its initial state.
+2. waits until every worker said hello, then sends GO with a shared epoch: all clocks (workers'
+   and clients') count milliseconds since that instant on the host's monotonic clock.
+3. hosts the ten clients (`Client`, with their timers) and dispatches the set's transactions
+   with `Dispatcher`, exactly as `Simulation.run_transactions` does: file order, closed loop,
+   reads wait for everything before them. The set ends when every transaction has an outcome,
+   or when nothing completed for the stall timeout (the rest stay ``unavailable``).
+4. **settles**: asks the honest live replicas for their state until their ``last_executed``
+   agree or the settle timeout passed (a replica left in the dark catches up by gossip), then
+   sends STOP; each worker writes its final state, closes its database and answers DONE.
+
+Only bytes cross a pipe (`send_bytes` / `recv_bytes`); nothing is ever pickled or unpickled
+by this module's protocol. A frame is one kind byte and a payload:
+
+====  ===================  ============================================================
+kind  direction            payload
+====  ===================  ============================================================
+M     replica ↔ replica    a protocol message (wire codec)
+C     driver ↔ worker      msgpack ``[client, message]``: a request in, a reply out
+H     worker → driver      hello: the replica is built and its database open
+G     driver → worker      msgpack ``[epoch]`` (monotonic seconds): start the clock
+Q/S   driver ↔ worker      state query / msgpack state map
+E     worker → driver      msgpack ``[t_ms, kind, detail]``: a protocol event (``-v`` only)
+X/D   driver ↔ worker      stop / done, with the final state
+!     worker → driver      a crash report (traceback text) just before the worker dies
+====  ===================  ============================================================
+
+Deadlock freedom: a worker's main loop only ever *reads*; every outgoing link has its own writer
+thread with an unbounded queue, so two workers that send each other a lot at once can never both
+block on a full pipe. The driver writes directly: the workers always drain it.
+
+Timeouts everywhere: startup, every wait, settle, stop. A worker that dies is seen through its
+process sentinel (or its pipe's EOF) and reported as `WorkerFailure`; the driver never hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from ..client import Client, ClientReady, Completion
+from ..config import ACCOUNTS, ClusterConfig, replica_name
+from ..dispatch import Dispatcher, TransactionOutcome
+from ..faults import Attack, ByzantineReplica
+from ..keys import ClusterKeys, NodeSecrets
+from ..messages import DecodeError, Reply, decode, encode
+from ..ready import (
+    CheckpointStable,
+    Dropped,
+    Event,
+    NewViewInstalled,
+    StateTransferred,
+    ViewChangeStarted,
+)
+from ..replica import Replica
+from ..scenario import ScenarioSet
+from ..storage import ReplicaStore, replica_db_path
+from .host import NodeHost, config_from_bytes, config_to_bytes
+
+K_MESSAGE = b"M"
+K_CLIENT = b"C"
+K_HELLO = b"H"
+K_GO = b"G"
+K_QUERY = b"Q"
+K_STATE = b"S"
+K_EVENT = b"E"
+K_STOP = b"X"
+K_DONE = b"D"
+K_ERROR = b"!"
+
+# A worker reads at most this many frames from one link per wakeup, so a chatty peer cannot
+# starve the others (or the timers) of attention.
+FRAMES_PER_WAKEUP = 64
+# Upper bound on any single blocking wait, so loops re-check their deadlines and liveness.
+POLL_INTERVAL_S = 0.25
+SETTLE_POLL_INTERVAL_S = 0.05
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes | memoryview) -> Any:
+    return msgpack.unpackb(data, raw=False, max_ext_len=0)
+
+
+# ---- events forwarded to the driver (for -v) -------------------------------------------------
+
+
+def event_summary(event: Event) -> tuple[str, dict[str, Any]] | None:
+    """(kind, detail) of a protocol event worth showing live, or None."""
+    if isinstance(event, ViewChangeStarted):
+        return "view-change", {"new_view": event.new_view, "reason": event.reason}
+    if isinstance(event, NewViewInstalled):
+        nv = event.message
+        return "new-view", {
+            "view": nv.view,
+            "leader": replica_name(nv.replica),
+            "from": [replica_name(vc.replica) for vc in nv.view_changes],
+            "proposals": [[p.seq, len(p.batch)] for p in nv.proposals],
+        }
+    if isinstance(event, CheckpointStable):
+        return "checkpoint", {"seq": event.seq}
+    if isinstance(event, StateTransferred):
+        return "state-transfer", {"seq": event.seq}
+    if isinstance(event, Dropped):
+        return "dropped", {
+            "reason": event.reason,
+            "type": event.message_type,
+            "sender": event.sender,
+        }
+    return None
+
+
+# ---- worker ----------------------------------------------------------------------------------
+
+
+class _LinkWriter:
+    """Sends frames on one connection from its own thread, so the reader never blocks."""
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        self.conn = conn
+        self.broken = False
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, frame: bytes) -> None:
+        if not self.broken:
+            self._queue.put(frame)
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            try:
+                self.conn.send_bytes(frame)
+            except (OSError, ValueError):  # the peer is gone; its reader will have seen EOF
+                self.broken = True
+                return
+
+    def close(self, timeout_s: float) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+
+def worker_main(
+    replica_id: int,
+    config_bytes: bytes,
+    secrets_bytes: bytes,
+    honest: bool,
+    attacks_bytes: bytes,
+    db_path: str,
+    meta_json: str,
+    driver: Connection,
+    peers: list[tuple[int, Connection]],
+    verbose: bool,
+) -> None:
+    """Entry point of one replica process (spawned; every argument is bytes, str, int or a pipe)."""
+    to_driver = _LinkWriter(driver, "to-driver")
+    try:
+        _worker_loop(
+            replica_id,
+            config_bytes,
+            secrets_bytes,
+            honest,
+            attacks_bytes,
+            db_path,
+            meta_json,
+            driver,
+            to_driver,
+            peers,
+            verbose,
+        )
+    except BaseException:
+        to_driver.put(K_ERROR + traceback.format_exc().encode())
+        to_driver.close(2.0)
+        raise SystemExit(1) from None
+    to_driver.close(5.0)
+
+
+def _worker_loop(
+    replica_id: int,
+    config_bytes: bytes,
+    secrets_bytes: bytes,
+    honest: bool,
+    attacks_bytes: bytes,
+    db_path: str,
+    meta_json: str,
+    driver: Connection,
+    to_driver: _LinkWriter,
+    peers: list[tuple[int, Connection]],
+    verbose: bool,
+) -> None:
+    config = config_from_bytes(config_bytes)
+    secrets = NodeSecrets.from_bytes(secrets_bytes)
+    replica = Replica(replica_id, config, secrets.crypto())
+    node: Replica | ByzantineReplica = replica
+    if not honest:
+        attacks = tuple(
+            Attack(str(kind), tuple(int(t) for t in targets))
+            for kind, targets in _unpack(attacks_bytes)
+        )
+        node = ByzantineReplica(replica, attacks)
+    store = ReplicaStore(db_path)
+    store.set_meta(**json.loads(meta_json))
+    store.commit()
+
+    writers = {r: _LinkWriter(conn, f"to-n{r}") for r, conn in peers}
+    epoch: list[float] = []  # set by GO
+
+    def now_ms() -> float:
+        return (time.monotonic() - epoch[0]) * 1000.0 if epoch else 0.0
+
+    def send_to_replica(r: int, data: bytes) -> None:
+        writer = writers.get(r)
+        if writer is not None:
+            writer.put(K_MESSAGE + data)
+
+    def send_to_client(client: str, data: bytes) -> None:
+        to_driver.put(K_CLIENT + _pack([client, data]))
+
+    forwarded: set[tuple[str, str]] = set()
+
+    def on_event(t_ms: float, event: Event) -> None:
+        summary = event_summary(event)
+        if summary is None:
+            return
+        kind, detail = summary
+        if kind == "dropped":
+            # One line per distinct drop (the database has every one of them).
+            key = (kind, json.dumps(detail, sort_keys=True))
+            if key in forwarded:
+                return
+            forwarded.add(key)
+        to_driver.put(K_EVENT + _pack([t_ms, kind, detail]))
+
+    host = NodeHost(
+        node,
+        store,
+        send_to_replica,
+        send_to_client,
+        links=frozenset(writers),
+        on_event=on_event if verbose else None,
+    )
+    links: dict[Connection, int | None] = {driver: None, **{conn: r for r, conn in peers}}
+    to_driver.put(K_HELLO)
+
+    while True:
+        timeout = POLL_INTERVAL_S
+        if epoch and host.wake_at_ms is not None:
+            timeout = min(timeout, max(0.0, (host.wake_at_ms - now_ms()) / 1000.0))
+        for conn in wait(list(links), timeout):
+            peer = links.get(conn)  # type: ignore[call-overload]
+            for _ in range(FRAMES_PER_WAKEUP):
+                try:
+                    frame = conn.recv_bytes()
+                except (EOFError, OSError):
+                    del links[conn]  # type: ignore[arg-type]
+                    if peer is None:  # the driver is gone: nobody to serve
+                        host.flush()
+                        host.finish()
+                        store.close()
+                        return
+                    break
+                if peer is not None:
+                    if frame[:1] == K_MESSAGE:
+                        host.on_peer_bytes(peer, frame[1:], now_ms())
+                elif _driver_frame(frame, host, store, to_driver, epoch, now_ms):
+                    for writer in writers.values():
+                        writer.close(0.5)
+                    return
+                if not conn.poll(0):
+                    break
+        if epoch:
+            host.tick_if_due(now_ms())
+        host.flush()
+
+
+def _driver_frame(
+    frame: bytes,
+    host: NodeHost,
+    store: ReplicaStore,
+    to_driver: _LinkWriter,
+    epoch: list[float],
+    now_ms: Callable[[], float],
+) -> bool:
+    """Handle one frame from the driver; True means stop."""
+    kind, payload = frame[:1], frame[1:]
+    if kind == K_CLIENT:
+        client, data = _unpack(payload)
+        host.on_client_bytes(str(client), bytes(data), now_ms())
+    elif kind == K_GO:
+        (start,) = _unpack(payload)
+        epoch.append(float(start))
+    elif kind == K_QUERY:
+        host.flush()
+        to_driver.put(K_STATE + _pack(host.state()))
+    elif kind == K_STOP:
+        host.flush()
+        state = host.finish()
+        store.close()
+        to_driver.put(K_DONE + _pack(state))
+        return True
+    return False
+
+
+# ---- driver ----------------------------------------------------------------------------------
+
+
+class WorkerFailure(RuntimeError):
+    def __init__(self, replica: int, detail: str) -> None:
+        super().__init__(f"worker n{replica} failed: {detail}")
+        self.replica = replica
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SetOptions:
+    config: ClusterConfig = field(default_factory=ClusterConfig)
+    stall_timeout_s: float = 3.0
+    settle_timeout_s: float = 1.5
+    startup_timeout_s: float = 60.0
+    stop_timeout_s: float = 10.0
+    seed: bytes | None = None  # None: fresh random keys
+    verbose: bool = False
+
+
+@dataclass
+class SetResult:
+    number: int
+    outcomes: list[TransactionOutcome]
+    ended_by: str  # "completed" | "stall" | "failure"
+    failure: str | None
+    started_at: float  # wall clock (time.time())
+    duration_s: float
+    startup_s: float
+    run_ms: float  # from the first submission to the end of dispatching
+    settle_ms: float
+    first_submit_ms: float | None
+    last_completion_ms: float | None
+    settled: bool  # honest live replicas agreed on last_executed before the settle timeout
+    states: dict[int, dict[str, Any]]  # final state per replica (live ones from their worker)
+    set_dir: Path
+
+
+EventCallback = Callable[[int, float, str, dict[str, Any]], None]
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class _Worker:
+    replica: int
+    process: Any  # multiprocessing.context.SpawnProcess
+    conn: Connection
+    hello: bool = False
+    done: dict[str, Any] | None = None
+    error: str = ""
+    closed: bool = False
+
+
+class _Cluster:
+    """The driver's view of the live workers: spawn, frame I/O, failure detection, stop."""
+
+    def __init__(self, on_event: EventCallback | None) -> None:
+        self.workers: dict[int, _Worker] = {}
+        self.on_event = on_event
+        self.stopping = False
+        self.states: dict[int, dict[str, Any]] = {}
+
+    def spawn(
+        self,
+        live: list[int],
+        make_args: Callable[[int, Connection, list[tuple[int, Connection]]], tuple[Any, ...]],
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        mesh: dict[int, list[tuple[int, Connection]]] = {r: [] for r in live}
+        for i, a in enumerate(live):
+            for b in live[i + 1 :]:
+                end_a, end_b = ctx.Pipe(duplex=True)
+                mesh[a].append((b, end_a))
+                mesh[b].append((a, end_b))
+        child_ends: list[Connection] = []
+        for r in live:
+            ours, theirs = ctx.Pipe(duplex=True)
+            process = ctx.Process(
+                target=worker_main,
+                args=make_args(r, theirs, mesh[r]),
+                name=f"pbft-n{r}",
+                daemon=True,
+            )
+            process.start()
+            self.workers[r] = _Worker(r, process, ours)
+            child_ends.append(theirs)
+        # The children hold their own copies now; closing ours means a dead worker's peers see EOF.
+        for conn in child_ends:
+            conn.close()
+        for links in mesh.values():
+            for _, conn in links:
+                conn.close()
+
+    def send(self, replica: int, frame: bytes) -> None:
+        worker = self.workers[replica]
+        if worker.closed:
+            return
+        try:
+            worker.conn.send_bytes(frame)
+        except OSError:
+            self._fail(worker, "its pipe broke")
+
+    def _fail(self, worker: _Worker, why: str) -> None:
+        worker.closed = True
+        exitcode = worker.process.exitcode
+        detail = why + (f" (exit code {exitcode})" if exitcode is not None else "")
+        if worker.error:
+            detail += "\n" + worker.error.rstrip()
+        raise WorkerFailure(worker.replica, detail)
+
+    def poll(self, timeout_s: float) -> list[tuple[int, bytes]]:
+        """Frames that arrived within `timeout_s` (events are dispatched, not returned)."""
+        by_conn = {w.conn: w for w in self.workers.values() if not w.closed}
+        sentinels = {w.process.sentinel: w for w in self.workers.values() if not w.closed}
+        if not by_conn:
+            time.sleep(max(0.0, timeout_s))
+            return []
+        frames: list[tuple[int, bytes]] = []
+        ready = wait([*by_conn, *sentinels], max(0.0, timeout_s))
+        for item in ready:
+            worker = by_conn.get(item)  # type: ignore[call-overload]
+            if worker is not None:
+                self._read(worker, frames)
+        for item in ready:
+            worker = sentinels.get(item)  # type: ignore[call-overload]
+            if worker is not None and not worker.closed:
+                self._read(worker, frames, drain=True)  # a crash report may still sit in the pipe
+                if worker.done is None:
+                    self._fail(worker, "the process exited unexpectedly")
+                worker.closed = True
+        return frames
+
+    def _read(
+        self, worker: _Worker, frames: list[tuple[int, bytes]], *, drain: bool = False
+    ) -> None:
+        budget = FRAMES_PER_WAKEUP * 4
+        while drain or budget > 0:
+            budget -= 1
+            try:
+                if not worker.conn.poll(0):
+                    return
+                frame = worker.conn.recv_bytes()
+            except (EOFError, OSError):
+                worker.closed = True
+                if worker.done is None:
+                    self._fail(worker, "its pipe closed")
+                return
+            kind = frame[:1]
+            if kind == K_HELLO:
+                worker.hello = True
+            elif kind == K_ERROR:
+                worker.error += frame[1:].decode(errors="replace")
+            elif kind == K_EVENT:
+                if self.on_event is not None:
+                    t_ms, ev_kind, detail = _unpack(frame[1:])
+                    self.on_event(worker.replica, float(t_ms), str(ev_kind), dict(detail))
+            elif kind == K_DONE:
+                worker.done = dict(_unpack(frame[1:]))
+            elif kind == K_STATE:
+                self.states[worker.replica] = dict(_unpack(frame[1:]))
+            else:
+                frames.append((worker.replica, frame))
+
+    def wait_hello(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(w.hello for w in self.workers.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                late = [f"n{w.replica}" for w in self.workers.values() if not w.hello]
+                raise WorkerFailure(
+                    int(late[0][1:]), f"{', '.join(late)} did not start within {timeout_s:.0f} s"
+                )
+            self.poll(min(left, POLL_INTERVAL_S))
+
+    def query(self, replicas: list[int], timeout_s: float) -> dict[int, dict[str, Any]]:
+        """Current state of `replicas` (those that answered within the timeout)."""
+        self.states = {}
+        for r in replicas:
+            self.send(r, K_QUERY)
+        deadline = time.monotonic() + timeout_s
+        while not all(r in self.states for r in replicas) and time.monotonic() < deadline:
+            self.poll(min(deadline - time.monotonic(), POLL_INTERVAL_S))
+        return dict(self.states)
+
+    def stop(self, timeout_s: float) -> dict[int, dict[str, Any]]:
+        """Stop every worker cleanly; returns their final states."""
+        self.stopping = True
+        for worker in self.workers.values():
+            if not worker.closed:
+                self.send(worker.replica, K_STOP)
+        deadline = time.monotonic() + timeout_s
+        while any(w.done is None and not w.closed for w in self.workers.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                late = [w for w in self.workers.values() if w.done is None]
+                raise WorkerFailure(late[0].replica, f"did not stop within {timeout_s:.0f} s")
+            self.poll(min(left, POLL_INTERVAL_S))
+        for worker in self.workers.values():
+            worker.process.join(max(0.1, deadline - time.monotonic()))
+        return {r: w.done for r, w in self.workers.items() if w.done is not None}
+
+    def kill(self) -> None:
+        """Terminate whatever is still running (only our own worker processes)."""
+        for worker in self.workers.values():
+            if worker.process.is_alive():
+                worker.process.terminate()
+        for worker in self.workers.values():
+            worker.process.join(2.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(1.0)
+        for worker in self.workers.values():
+            worker.conn.close()
+
+
+def set_seed(seed: int | None, set_number: int) -> bytes | None:
+    """Per-set key seed derived from the run's ``--seed`` (None: random keys)."""
+    return None if seed is None else f"pbft/run-seed/{seed}/set/{set_number}".encode()
+
+
+def run_set(
+    scenario_set: ScenarioSet,
+    options: SetOptions,
+    run_dir: Path,
+    *,
+    run_meta: dict[str, Any] | None = None,
+    on_event: EventCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> SetResult:
+    """Play one scenario set on a fresh cluster of worker processes; see the module docstring."""
+    config = options.config
+    started_at, t_start = time.time(), time.monotonic()
+    number = scenario_set.number
+    live = sorted(r for r in scenario_set.live if r in config.replica_ids)
+    byzantine = set(scenario_set.byzantine)
+    attacks = [[a.kind, list(a.targets)] for a in scenario_set.attacks]
+    transactions = list(scenario_set.transactions)
+    client_names = sorted(set(ACCOUNTS) | {t.client for t in transactions})
+    keys = ClusterKeys.generate(config, client_names, options.seed)
+    dispatcher = Dispatcher(transactions)  # type: ignore[arg-type]
+    total = len(transactions)
+
+    def meta_for(r: int) -> dict[str, Any]:
+        return {
+            **(run_meta or {}),
+            "set": number,
+            "replica": replica_name(r),
+            "honest": r not in byzantine,
+            "live": r in scenario_set.live,
+            "attacks": [str(a) for a in scenario_set.attacks] if r in byzantine else [],
+            "live_set": [replica_name(x) for x in sorted(scenario_set.live)],
+            "byzantine_set": [replica_name(x) for x in sorted(byzantine)],
+        }
+
+    # Disconnected replicas: no process, no links; their database holds their initial state.
+    states: dict[int, dict[str, Any]] = {}
+    for r in config.replica_ids:
+        if r in live:
+            continue
+        store = ReplicaStore(replica_db_path(run_dir, number, r))
+        store.set_meta(**meta_for(r))
+        host = NodeHost(
+            Replica(r, config, keys.replica_secrets[r].crypto()), store, _nowhere, _nowhere
+        )
+        states[r] = host.finish()
+        store.close()
+
+    config_bytes = config_to_bytes(config)
+
+    def make_args(
+        r: int, driver_end: Connection, peers: list[tuple[int, Connection]]
+    ) -> tuple[Any, ...]:
+        return (
+            r,
+            config_bytes,
+            keys.replica_secrets[r].to_bytes(),
+            r not in byzantine,
+            _pack(attacks),
+            str(replica_db_path(run_dir, number, r)),
+            json.dumps(meta_for(r)),
+            driver_end,
+            peers,
+            options.verbose,
+        )
+
+    cluster = _Cluster(on_event)
+    verified: dict[tuple[int, bytes, bytes], None] = {}
+    clients = {
+        c: Client(c, config, keys.client_secrets[c].crypto(), verified=verified)
+        for c in client_names
+    }
+    client_wake: dict[str, float] = {}
+    in_flight: dict[str, int] = {}
+    last_progress_ms = 0.0
+    first_submit_ms: float | None = None
+    last_completion_ms: float | None = None
+    ended_by, failure = "completed", None
+    epoch = 0.0
+    startup_s = run_ms = settle_ms = 0.0
+    settled = False
+
+    def now_ms() -> float:
+        return (time.monotonic() - epoch) * 1000.0
+
+    def perform(name: str, ready: ClientReady, now: float) -> None:
+        nonlocal last_progress_ms, last_completion_ms
+        encoded: dict[int, bytes] = {}
+        for to, request in ready.to_replicas:
+            if to in live:
+                data = encoded.get(id(request)) or encoded.setdefault(id(request), encode(request))
+                cluster.send(to, K_CLIENT + _pack([name, data]))
+        if ready.wake_at_ms is None:
+            client_wake.pop(name, None)
+        else:
+            client_wake[name] = ready.wake_at_ms
+        if ready.completed is not None:
+            complete(name, ready.completed, now)
+
+    def complete(name: str, completion: Completion, now: float) -> None:
+        nonlocal last_progress_ms, last_completion_ms
+        dispatcher.complete(in_flight.pop(name), completion)
+        last_progress_ms = last_completion_ms = now
+        if on_progress is not None:
+            on_progress(dispatcher.finished_count, total, "running")
+
+    def dispatch(now: float) -> None:
+        nonlocal first_submit_ms
+        for index in dispatcher.next_submissions(set(in_flight)):
+            txn = transactions[index]
+            in_flight[txn.client] = index
+            if first_submit_ms is None:
+                first_submit_ms = now
+            op = "transfer" if txn.kind == "transfer" else "balance"
+            ready = clients[txn.client].submit(
+                op, tuple(txn.args), now, read_only=txn.kind == "balance"
+            )
+            perform(txn.client, ready, now)
+
+    def on_frames(frames: list[tuple[int, bytes]]) -> None:
+        for _replica, frame in frames:
+            if frame[:1] != K_CLIENT:
+                continue
+            name, data = _unpack(frame[1:])
+            client = clients.get(str(name))
+            if client is None:
+                continue
+            try:
+                reply = decode(bytes(data))
+            except DecodeError:
+                continue
+            if isinstance(reply, Reply):
+                now = now_ms()
+                perform(client.name, client.step(reply, now), now)
+
+    try:
+        if on_progress is not None:
+            on_progress(0, total, "starting replicas")
+        cluster.spawn(live, make_args)
+        cluster.wait_hello(options.startup_timeout_s)
+        epoch = time.monotonic()
+        startup_s = epoch - t_start
+        for r in live:
+            cluster.send(r, K_GO + _pack([epoch]))
+        if on_progress is not None:
+            on_progress(0, total, "running")
+
+        # ---- dispatch until done or stalled ----
+        stall_ms = options.stall_timeout_s * 1000.0
+        dispatch(now_ms())
+        while not dispatcher.done:
+            now = now_ms()
+            if now - last_progress_ms >= stall_ms:
+                ended_by = "stall"
+                break
+            wake = min(client_wake.values(), default=now + POLL_INTERVAL_S * 1000.0)
+            timeout_ms = (
+                min(wake, last_progress_ms + stall_ms, now + POLL_INTERVAL_S * 1000.0) - now
+            )
+            on_frames(cluster.poll(max(0.0, timeout_ms) / 1000.0))
+            now = now_ms()
+            for name, at in list(client_wake.items()):
+                if at <= now and name in client_wake:
+                    perform(name, clients[name].tick(now), now)
+            dispatch(now)
+        run_ms = now_ms()
+
+        # ---- settle: let honest live replicas converge (gossip catches up the dark ones) ----
+        if on_progress is not None:
+            on_progress(dispatcher.finished_count, total, "settling")
+        honest_live = [r for r in live if r not in byzantine]
+        settle_deadline = time.monotonic() + options.settle_timeout_s
+        while honest_live:
+            answers = cluster.query(honest_live, max(0.05, settle_deadline - time.monotonic()))
+            executed = {a["last_executed"] for a in answers.values()}
+            if len(answers) == len(honest_live) and len(executed) == 1:
+                settled = True
+                break
+            left = settle_deadline - time.monotonic()
+            if left <= 0:
+                break
+            on_frames(cluster.poll(min(left, SETTLE_POLL_INTERVAL_S)))
+        settle_ms = now_ms() - run_ms
+
+        if on_progress is not None:
+            on_progress(dispatcher.finished_count, total, "stopping")
+        states.update(cluster.stop(options.stop_timeout_s))
+    except WorkerFailure as exc:
+        ended_by, failure = "failure", str(exc)
+    finally:
+        cluster.kill()
+
+    return SetResult(
+        number=number,
+        outcomes=dispatcher.outcomes,
+        ended_by=ended_by,
+        failure=failure,
+        started_at=started_at,
+        duration_s=time.monotonic() - t_start,
+        startup_s=startup_s,
+        run_ms=run_ms,
+        settle_ms=settle_ms,
+        first_submit_ms=first_submit_ms,
+        last_completion_ms=last_completion_ms,
+        settled=settled,
+        states=states,
+        set_dir=replica_db_path(run_dir, number, 1).parent,
+    )
+
+
+def _nowhere(_to: Any, _data: bytes) -> None:
+    """Send callback of a disconnected replica: it has no links."""
