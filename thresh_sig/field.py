@@ -72,7 +72,8 @@ def _acceptable(coeffs: list[int], n: int) -> bool:
     A zero secret or a zero share would give an identity public/verification key, which BLS
     verifiers reject. A zero top coefficient would make t-1 shares sufficient. A zero sum of
     shares would make the n-of-n aggregate key the identity, and a sum equal to the secret would
-    make an n-of-n aggregate indistinguishable from a t-of-n signature. Checking is cheap and
+    make an n-of-n aggregate indistinguishable from a t-of-n signature (unavoidable, and
+    harmless, only for n = 1). Checking is cheap and
     makes these properties unconditional instead of overwhelmingly likely.
     """
     if coeffs[0] == 0 or (len(coeffs) > 1 and coeffs[-1] == 0):
@@ -84,6 +85,9 @@ def _acceptable(coeffs: list[int], n: int) -> bool:
             return False
         total += s
     total %= R
+    if n == 1:
+        # One signer: the "aggregate" is that signer's signature, which is the group signature.
+        return True
     return total not in (0, coeffs[0])
 
 

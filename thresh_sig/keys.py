@@ -105,6 +105,14 @@ def check_parameters(t: object, n: object) -> tuple[int, int]:
     return t, n
 
 
+def _decoded_parameters(t: int, n: int) -> None:
+    # Parameters read from bytes: out-of-range values mean corrupt input, not a bad request.
+    try:
+        check_parameters(t, n)
+    except ParameterError as exc:
+        raise MalformedError(f"encoded parameters invalid: {exc}") from None
+
+
 def _check_signer(signer: object, n: int) -> int:
     if not isinstance(signer, int) or isinstance(signer, bool):
         raise TypeError("signer index must be an int")
@@ -342,7 +350,7 @@ class GroupKey:
             raise MalformedError(f"unsupported group key version {data[4]}")
         t = int.from_bytes(data[5:7], "big")
         n = int.from_bytes(data[7:9], "big")
-        check_parameters(t, n)
+        _decoded_parameters(t, n)
         body = data[_GROUP_HEADER:]
         if len(body) != t * G1_SIZE:
             raise MalformedError(
@@ -479,6 +487,7 @@ class KeyShare:
         n = int.from_bytes(data[9:11], "big")
         fp = data[11 : 11 + FINGERPRINT_SIZE]
         secret = int.from_bytes(data[11 + FINGERPRINT_SIZE :], "big")
+        _decoded_parameters(t, n)
         return cls(signer, t, n, fp, secret, backend=backend)
 
     def save(self, path: str | bytes | Any) -> None:
