@@ -1,10 +1,30 @@
 """Deterministic in-process simulator shell: every replica and client in one process.
 
-Virtual time, one seeded RNG for everything, and a network that delivers each message after a
-random delay and may drop, duplicate or partition. Messages cross the network as bytes (encoded
-and decoded with the wire codec), exactly as in the process shells, so the simulator runs the
-same protocol code on the same inputs. Used by the test suite to run many seeded fault
-schedules fast and reproducibly.
+Theory of operation. One priority queue of timed events (deliver a message, tick a node, call a
+scheduled action) is drained in (time, insertion order); the virtual clock jumps to each event's
+time. All randomness comes from ``self.rng`` (seeded), so a seed fully determines a run: the
+same seed replays the same trace, byte for byte. Messages cross the network as **bytes**
+(encoded and decoded with the wire codec), exactly as in the process shells, so the simulator
+runs the same protocol code on the same inputs.
+
+The network (`NetworkConfig`) delays each message by a uniform random amount, may drop or
+duplicate it, may hold it for an extra "spike" (reordering), and honours cut links
+(``blocked``) and partitions (``partition``: address → side; only same-side addresses talk).
+Links are FIFO by default (as TCP and pipes are).
+
+Nodes are addressed by name: ``n3`` is replica 3, ``n3'`` its **twin** (a second `Replica`
+instance with the same identity and keys, see `add_twin`; Twins, DiemBFT), and clients by their
+account name. A message sent *to replica 3* goes to every instance of replica 3 the links allow.
+
+Node faults: `crash` stops a node (messages to it are lost, its timers stop) and `restart`
+brings it back, by default rebuilt from its durable events with `Replica.restore` (a restart
+from disk: volatile state such as collector shares and timers is lost, votes are not). Byzantine
+behaviour is the `faults.ByzantineReplica` layer, optionally switched on at an onset time.
+
+Hooks let a checker watch a run without the simulator knowing about invariants: ``ready_hooks``
+see every `Ready` a replica instance produces, ``deliver_hooks`` every message delivered,
+``completion_hooks`` every request a client accepts, ``send_hooks`` every replica-to-replica
+send, and ``tracer`` (if set) receives one line per interesting step for ``--replay -v``.
 """
 
 from __future__ import annotations
@@ -16,14 +36,28 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-from ..client import Client, ClientReady
+from ..client import Client, ClientReady, Completion
 from ..config import ACCOUNTS, ClusterConfig
 from ..crypto import NodeCrypto, SimCrypto
 from ..dispatch import Dispatcher, TransactionLike, TransactionOutcome
 from ..faults import Attack, ByzantineReplica
 from ..messages import DecodeError, Message, Reply, Request, decode, encode
-from ..ready import Event, Executed, Ready
+from ..ready import (
+    DURABLE_EVENTS,
+    CheckpointStable,
+    Dropped,
+    Event,
+    Executed,
+    NewViewInstalled,
+    Ready,
+    StateTransferred,
+    ViewChangeStarted,
+)
 from ..replica import Replica
+
+DECODE_CACHE_MAX = 4096
+# A replica instance's key in the event queue: r for replica r, -r for its twin.
+NodeKey = int
 
 
 @dataclass
@@ -35,15 +69,63 @@ class NetworkConfig:
     # Links deliver in order (as TCP and pipes do); the scenario driver's clients share one
     # link per replica, so the leader sees requests in dispatch order. False allows reordering.
     fifo: bool = True
+    # With this probability a message is held an extra uniform(0, spike_delay_ms_max): a
+    # latency spike, which reorders it against later messages on other (or non-FIFO) links.
+    spike_rate: float = 0.0
+    spike_delay_ms_max: float = 0.0
+
+
+class ScheduledByzantine:
+    """A replica that runs honestly until ``onset_ms``, then performs its attacks.
+
+    Same driver API as `Replica`; inspection reaches the honest replica inside, as with
+    `ByzantineReplica` (whose ``time`` attack may still hold messages: ticks release them).
+    """
+
+    def __init__(self, honest: Replica, attacks: tuple[Attack, ...], onset_ms: float) -> None:
+        self.honest = honest
+        self.attacks = attacks
+        self.onset_ms = onset_ms
+        self.byzantine = ByzantineReplica(honest, attacks)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.honest, name)
+
+    def step(self, message: Message, now_ms: float) -> Ready:
+        if now_ms < self.onset_ms:
+            return self.honest.step(message, now_ms)
+        return self.byzantine.step(message, now_ms)
+
+    def tick(self, now_ms: float) -> Ready:
+        if now_ms < self.onset_ms:
+            ready = self.honest.tick(now_ms)
+            # Wake at the onset, so a `time` attacker starts holding messages on schedule.
+            ready.wake_at_ms = self.onset_ms if ready.wake_at_ms is None else min(ready.wake_at_ms, self.onset_ms)
+            return ready
+        return self.byzantine.tick(now_ms)
 
 
 @dataclass
 class SimNode:
-    replica: Replica | ByzantineReplica
+    replica: Replica | ByzantineReplica | ScheduledByzantine
     honest: bool
     live: bool
     executed: dict[int, Executed] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    replica_id: int = 0
+    address: str = ""  # "n3", or "n3'" for a twin
+    up: bool = True  # False while crashed
+    durable: list[Event] = field(default_factory=list)  # what a restart from disk gets back
+    crypto: NodeCrypto | None = None
+    attacks: tuple[Attack, ...] = ()
+    onset_ms: float = 0.0
+    tick_at: float | None = None  # earliest tick already queued (later requests are redundant)
+
+    @property
+    def inner(self) -> Replica:
+        """The honest protocol state inside any Byzantine wrapper."""
+        replica = self.replica
+        return replica if isinstance(replica, Replica) else replica.honest
 
 
 def make_crypto(kind: str, seed: int, config: ClusterConfig, clients: Iterable[str]) -> tuple[
@@ -56,10 +138,20 @@ def make_crypto(kind: str, seed: int, config: ClusterConfig, clients: Iterable[s
             lambda r: SimCrypto(raw, f"n{r}", config.n, config.quorum),
             lambda c: SimCrypto(raw, f"client/{c}", config.n, config.quorum),
         )
+    if kind != "real":
+        raise ValueError(f"unknown crypto suite {kind!r} (expected 'sim' or 'real')")
     from ..keys import ClusterKeys
 
     keys = ClusterKeys.generate(config, list(clients), seed=seed.to_bytes(8, "big", signed=True))
     return (lambda r: keys.replica_secrets[r].crypto(), lambda c: keys.client_secrets[c].crypto())
+
+
+def wrap(honest: Replica, attacks: tuple[Attack, ...], onset_ms: float) -> Replica | ByzantineReplica | ScheduledByzantine:
+    if not attacks:
+        return honest
+    if onset_ms <= 0:
+        return ByzantineReplica(honest, attacks)
+    return ScheduledByzantine(honest, attacks, onset_ms)
 
 
 class Simulation:
@@ -74,91 +166,233 @@ class Simulation:
         network: NetworkConfig | None = None,
         clients: Iterable[str] = ACCOUNTS,
         keep_events: bool = True,
+        keep_durable: bool = False,
     ) -> None:
         self.config = config or ClusterConfig()
+        self.seed = seed
         self.rng = random.Random(seed)
         self.network = network or NetworkConfig()
         self.now = 0.0
         self.keep_events = keep_events
+        self.keep_durable = keep_durable
         self._queue: list[tuple[float, int, str, Any, Any]] = []
         self._order = count()
         self.blocked: set[tuple[str, str]] = set()  # (source, target) links that are cut
+        self.partition: dict[str, int] = {}  # address -> side; addresses absent talk to all
         self._link_clock: dict[tuple[str, str], float] = {}
+        self._decoded: dict[bytes, Message] = {}
         self.delivered = 0
         self.decode_failures = 0
         self.observers: list[Callable[[Simulation], None]] = []
+        self.ready_hooks: list[Callable[[SimNode, Ready], None]] = []
+        self.deliver_hooks: list[Callable[[str, str, Message], None]] = []
+        self.completion_hooks: list[Callable[[str, Completion], None]] = []
+        self.send_hooks: list[Callable[[str, int, Message], None]] = []
+        self.tracer: Callable[[str], None] | None = None
+        self.counters: dict[str, int] = {}
 
         live_set = set(self.config.replica_ids if live is None else live)
         byzantine = byzantine or {}
         client_names = list(clients)
-        replica_crypto, client_crypto = make_crypto(crypto, seed, self.config, client_names)
+        self.replica_crypto, self.client_crypto = make_crypto(crypto, seed, self.config, client_names)
         self.nodes: dict[int, SimNode] = {}
+        self.twins: dict[int, SimNode] = {}
         for r in self.config.replica_ids:
-            honest_replica = Replica(r, self.config, replica_crypto(r))
-            node: Replica | ByzantineReplica = honest_replica
-            if r in byzantine:
-                node = ByzantineReplica(honest_replica, byzantine[r])
-            self.nodes[r] = SimNode(node, r not in byzantine, r in live_set)
-        self.clients = {c: Client(c, self.config, client_crypto(c)) for c in client_names}
+            node_crypto = self.replica_crypto(r)
+            attacks = byzantine.get(r, ())
+            self.nodes[r] = SimNode(
+                wrap(Replica(r, self.config, node_crypto), attacks, 0.0),
+                r not in byzantine,
+                r in live_set,
+                replica_id=r,
+                address=f"n{r}",
+                crypto=node_crypto,
+                attacks=attacks,
+            )
+        self.clients = {c: Client(c, self.config, self.client_crypto(c)) for c in client_names}
         self.completions: list[tuple[str, Any]] = []
         self._on_completion: Callable[[str, Any], None] | None = None
         for r in self.config.replica_ids:
             self._schedule(0.0, "tick", r, None)
 
+    # ---- topology and node faults --------------------------------------------------------
+
+    def node(self, key: NodeKey) -> SimNode:
+        return self.nodes[key] if key > 0 else self.twins[-key]
+
+    def instances(self, r: int) -> list[tuple[NodeKey, SimNode]]:
+        """Every instance of replica r: itself and, if it has one, its twin."""
+        twin = self.twins.get(r)
+        return [(r, self.nodes[r])] if twin is None else [(r, self.nodes[r]), (-r, twin)]
+
+    def all_instances(self) -> list[tuple[NodeKey, SimNode]]:
+        return [pair for r in self.config.replica_ids for pair in self.instances(r)]
+
+    def make_byzantine(self, r: int, attacks: tuple[Attack, ...], *, onset_ms: float = 0.0) -> None:
+        """Replica r (and its twin, if any) performs `attacks` from `onset_ms` on."""
+        for _key, node in self.instances(r):
+            node.honest = False
+            node.attacks, node.onset_ms = attacks, onset_ms
+            node.replica = wrap(node.inner, attacks, onset_ms)
+
+    def add_twin(self, r: int) -> SimNode:
+        """A second, honest-code instance of replica r with the same identity and keys.
+
+        From now on both instances receive what is sent to r (as the links allow) and both
+        send as r: put them on different sides of a partition and each runs a view of its own,
+        which is equivocation and double voting without a line of Byzantine code. The identity
+        counts as one Byzantine replica.
+        """
+        assert r not in self.twins
+        original = self.nodes[r]
+        node_crypto = self.replica_crypto(r)
+        inner = Replica(r, self.config, node_crypto)
+        twin = SimNode(
+            wrap(inner, original.attacks, original.onset_ms),
+            False,
+            original.live,
+            replica_id=r,
+            address=f"n{r}'",
+            crypto=node_crypto,
+            attacks=original.attacks,
+            onset_ms=original.onset_ms,
+        )
+        original.honest = False
+        self.twins[r] = twin
+        self._schedule(self.now, "tick", -r, None)
+        return twin
+
+    def crash(self, key: NodeKey) -> None:
+        """The instance stops: messages to it are lost, its timers stop."""
+        node = self.node(key)
+        node.up = False
+        self._trace(f"crash {node.address}")
+
+    def restart(self, key: NodeKey, *, from_disk: bool = True) -> None:
+        """Bring a crashed instance back: rebuilt from its durable events (`Replica.restore`),
+        or, with ``from_disk=False``, as it was (a pause)."""
+        node = self.node(key)
+        if node.up:
+            return
+        if from_disk:
+            assert self.keep_durable, "restart from disk needs keep_durable=True"
+            assert node.crypto is not None
+            restored = Replica.restore(node.replica_id, self.config, node.crypto, node.durable)
+            node.replica = wrap(restored, node.attacks, node.onset_ms)
+        node.up = True
+        node.tick_at = None
+        self._trace(f"restart {node.address}{' from disk' if from_disk else ''}")
+        self._schedule(self.now, "tick", key, None)
+
+    def heal(self) -> None:
+        """Reconnect everything: no cut links, no partition."""
+        self.blocked.clear()
+        self.partition.clear()
+        self._trace("heal network")
+
     # ---- scheduling ----------------------------------------------------------------------
 
     def _schedule(self, at: float, kind: str, target: Any, payload: Any) -> None:
+        if kind == "tick" and isinstance(target, int):
+            # One queued tick per node suffices: the tick's Ready asks for the next one.
+            node = self.node(target)
+            if node.tick_at is not None and node.tick_at <= at:
+                return
+            node.tick_at = at
         heapq.heappush(self._queue, (at, next(self._order), kind, target, payload))
 
     def _link_up(self, source: str, target: str) -> bool:
-        return (source, target) not in self.blocked
+        if (source, target) in self.blocked:
+            return False
+        if self.partition:
+            side = self.partition.get(source)
+            other = self.partition.get(target)
+            return side is None or other is None or side == other
+        return True
 
     def _transmit(self, source: str, target: str, target_key: Any, data: bytes) -> None:
         net = self.network
-        if not self._link_up(source, target) or self.rng.random() < net.drop_rate:
+        if not self._link_up(source, target):
             return
-        copies = 2 if self.rng.random() < net.duplicate_rate else 1
+        if self.rng.random() < net.drop_rate:
+            self._count("loss")
+            return
+        copies = 1
+        if self.rng.random() < net.duplicate_rate:
+            copies = 2
+            self._count("duplicate")
         for _ in range(copies):
             at = self.now + self.rng.uniform(net.delay_ms_min, net.delay_ms_max)
+            if net.spike_rate and self.rng.random() < net.spike_rate:
+                at += self.rng.uniform(0.0, net.spike_delay_ms_max)
+                self._count("delay")
             if net.fifo:
                 link = ("clients" if source in self.clients else source, target)
                 at = max(at, self._link_clock.get(link, 0.0))
                 self._link_clock[link] = at
             self._schedule(at, "deliver", target_key, (source, data))
 
-    def _perform_replica(self, r: int, ready: Ready) -> None:
-        node = self.nodes[r]
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def send_to_replica(self, source: str, to: int, data: bytes) -> None:
+        """Put bytes on the wire from `source` to every instance of replica `to`."""
+        for key, target in self.instances(to):
+            if target.live:
+                self._transmit(source, target.address, key, data)
+
+    def _perform_replica(self, key: NodeKey, ready: Ready) -> None:
+        node = self.node(key)
         for event in ready.events:
             if isinstance(event, Executed):
                 node.executed[event.seq] = event
             if self.keep_events:
                 node.events.append(event)
+            if self.keep_durable and isinstance(event, DURABLE_EVENTS):
+                node.durable.append(event)
+        if self.tracer is not None:
+            for event in ready.events:
+                line = describe_event(event)
+                if line is not None:
+                    self._trace(f"{node.address} {line}")
+        for hook in self.ready_hooks:
+            hook(node, ready)
         if node.live:
             encoded: dict[int, bytes] = {}
             for to, message in ready.to_replicas:
+                for send_hook in self.send_hooks:
+                    send_hook(node.address, to, message)
                 data = encoded.get(id(message)) or encoded.setdefault(id(message), encode(message))
-                if self.nodes[to].live:
-                    self._transmit(f"n{r}", f"n{to}", to, data)
+                self.send_to_replica(node.address, to, data)
             for client, message in ready.to_clients:
                 if client in self.clients:
-                    self._transmit(f"n{r}", client, client, encode(message))
+                    self._transmit(node.address, client, client, encode(message))
         if ready.wake_at_ms is not None:
-            self._schedule(max(ready.wake_at_ms, self.now), "tick", r, None)
+            self._schedule(max(ready.wake_at_ms, self.now), "tick", key, None)
 
     def _perform_client(self, name: str, ready: ClientReady) -> None:
         for to, request in ready.to_replicas:
-            if self.nodes[to].live:
-                self._transmit(name, f"n{to}", to, encode(request))
+            self.send_to_replica(name, to, encode(request))
         if ready.wake_at_ms is not None:
             self._schedule(max(ready.wake_at_ms, self.now), "ctick", name, None)
         if ready.completed is not None:
             self.completions.append((name, ready.completed))
+            if self.tracer is not None:
+                c = ready.completed
+                self._trace(f"{name} accepts ts={c.request.timestamp} {c.request.op}{c.request.args} -> {c.result!r}")
+            for hook in self.completion_hooks:
+                hook(name, ready.completed)
             if self._on_completion is not None:
                 self._on_completion(name, ready.completed)
+
+    def _trace(self, line: str) -> None:
+        if self.tracer is not None:
+            self.tracer(f"{self.now:10.3f} {line}")
 
     # ---- running -------------------------------------------------------------------------
 
     def submit(self, client: str, op: str, args: tuple, *, read_only: bool = False) -> None:
+        self._trace(f"{client} submits {op}{args}{' (read-only)' if read_only else ''}")
         self._perform_client(client, self.clients[client].submit(op, args, self.now, read_only=read_only))
 
     def step_once(self) -> bool:
@@ -167,26 +401,54 @@ class Simulation:
         at, _, kind, target, payload = heapq.heappop(self._queue)
         self.now = max(self.now, at)
         if kind == "tick":
-            self._perform_replica(target, self.nodes[target].replica.tick(self.now))
+            node = self.node(target)
+            if node.tick_at == at:
+                node.tick_at = None
+            if node.up:
+                self._perform_replica(target, node.replica.tick(self.now))
         elif kind == "ctick":
             self._perform_client(target, self.clients[target].tick(self.now))
         elif kind == "deliver":
-            _source, data = payload
-            try:
-                message: Message = decode(data)
-            except DecodeError:
-                self.decode_failures += 1
+            source, data = payload
+            message = self._decode(data)
+            if message is None:
                 return True
-            self.delivered += 1
             if isinstance(target, int):
-                self._perform_replica(target, self.nodes[target].replica.step(message, self.now))
-            elif isinstance(message, Reply):
-                self._perform_client(target, self.clients[target].step(message, self.now))
+                node = self.node(target)
+                if not node.up:
+                    return True
+                self.delivered += 1
+                if self.tracer is not None:
+                    self._trace(f"{source} -> {node.address} {describe(message)}")
+                for hook in self.deliver_hooks:
+                    hook(source, node.address, message)
+                self._perform_replica(target, node.replica.step(message, self.now))
+            else:
+                self.delivered += 1
+                for hook in self.deliver_hooks:
+                    hook(source, target, message)
+                if isinstance(message, Reply):
+                    self._perform_client(target, self.clients[target].step(message, self.now))
         elif kind == "call":
             payload(self)
         for observer in self.observers:
             observer(self)
         return True
+
+    def _decode(self, data: bytes) -> Message | None:
+        # A broadcast reaches n-1 replicas as the same bytes; decoding is pure and messages
+        # are frozen, so receivers may share one decoded object.
+        message = self._decoded.get(data)
+        if message is None:
+            try:
+                message = decode(data)
+            except DecodeError:
+                self.decode_failures += 1
+                return None
+            if len(self._decoded) >= DECODE_CACHE_MAX:
+                self._decoded.clear()
+            self._decoded[data] = message
+        return message
 
     def run_until(self, predicate: Callable[[], bool], *, timeout_ms: float) -> bool:
         deadline = self.now + timeout_ms
@@ -247,8 +509,55 @@ class Simulation:
         return [n for n in self.nodes.values() if n.honest and n.live]
 
     def replica(self, r: int) -> Replica:
-        node = self.nodes[r].replica
-        return node.honest if isinstance(node, ByzantineReplica) else node
+        return self.nodes[r].inner
 
 
-__all__ = ["NetworkConfig", "Request", "SimNode", "Simulation", "make_crypto"]
+def describe_event(event: Event) -> str | None:
+    """A one-line summary of a protocol event for traces (None: not worth a line)."""
+    if isinstance(event, Executed):
+        keys = ",".join(f"{r.client}{r.timestamp}" for r in event.batch) or "no-op"
+        return f"executes seq={event.seq} view={event.view} [{keys}] -> {list(event.results)}"
+    if isinstance(event, ViewChangeStarted):
+        return f"starts view change to {event.new_view} ({event.reason})"
+    if isinstance(event, NewViewInstalled):
+        return f"installs new view {event.view} (O: {len(event.message.proposals)} proposals)"
+    if isinstance(event, CheckpointStable):
+        return f"checkpoint stable seq={event.seq} d={event.state_digest[:3].hex()}"
+    if isinstance(event, StateTransferred):
+        return f"state transferred to seq={event.seq} d={event.state_digest[:3].hex()}"
+    if isinstance(event, Dropped):
+        return f"drops {event.message_type} from {event.sender}: {event.reason}"
+    return None
+
+
+def describe(message: Message) -> str:
+    """A one-line summary of a message for traces: type and the fields that identify it."""
+    name = type(message).__name__
+    parts = []
+    for attr in ("view", "new_view", "seq", "after_seq", "last_executed", "client", "timestamp", "result"):
+        value = getattr(message, attr, None)
+        if value is not None:
+            parts.append(f"{attr}={value!r}" if attr in ("client", "result") else f"{attr}={value}")
+    digest = getattr(message, "digest", None) or getattr(message, "state_digest", None)
+    if isinstance(digest, bytes):
+        parts.append(f"d={digest[:3].hex()}")
+    batch = getattr(message, "batch", None)
+    if batch is not None:
+        parts.append("batch=[" + ",".join(f"{r.client}{r.timestamp}" for r in batch) + "]")
+    if isinstance(message, Request):
+        parts.append(f"{message.op}{message.args}")
+    return f"{name}({', '.join(parts)})"
+
+
+__all__ = [
+    "NetworkConfig",
+    "NodeKey",
+    "Request",
+    "ScheduledByzantine",
+    "SimNode",
+    "Simulation",
+    "describe",
+    "describe_event",
+    "make_crypto",
+    "wrap",
+]

@@ -1,0 +1,209 @@
+"""``pbft simulate``: seeded fault-injection runs of the real protocol code (VOPR / Twins).
+
+Runs N seeds, each a safety phase under faults then a liveness phase on a healed network (see
+`pbft_core.sim.vopr`), with a progress bar and a summary of what was injected and what broke;
+``--replay SEED -v`` reruns one seed exactly and prints its event trace, and ``--replay-file``
+reruns a saved (shrunk) failure. Also runnable without the `pbft` entry point as
+``python -m cli.simulate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pbft_core.sim.plan import ALL_FAULTS, generate_plan
+from pbft_core.sim.runner import Batch, Summary, run_seeds
+from pbft_core.sim.vopr import LIVENESS_BOUND_MS, RunOptions, SeedResult, load_failure, run_plan
+
+DEFAULT_TRACE_DIR = Path(".pbft/simulate")
+
+
+def _parse_faults(value: str | None) -> tuple[str, ...]:
+    """``all`` (default), ``none``, a list (``loss,twins``), or exclusions (``all,-twins``)."""
+    if value is None or value.strip() in ("", "all"):
+        return ALL_FAULTS
+    chosen: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if item == "all":
+            chosen.extend(ALL_FAULTS)
+        elif item == "none":
+            continue
+        elif item.startswith("-"):
+            chosen = [c for c in chosen if c != item[1:]] if chosen else [c for c in ALL_FAULTS if c != item[1:]]
+        elif item in ALL_FAULTS:
+            chosen.append(item)
+        else:
+            raise click.BadParameter(f"unknown fault {item!r}; choose from {', '.join(ALL_FAULTS)}", param_hint="--faults")
+    return tuple(dict.fromkeys(chosen))
+
+
+@click.command("simulate")
+@click.option("--seeds", "seed_count", type=click.IntRange(min=1), default=100, show_default=True, help="How many seeds to run.")
+@click.option("--start", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--f", "f", type=click.IntRange(1, 3), default=2, show_default=True, help="Faults tolerated (n = 3f+1 replicas).")
+@click.option("--requests", type=click.IntRange(min=1), default=20, show_default=True, help="Client requests per seed.")
+@click.option("--faults", "faults_spec", default="all", show_default=True,
+              help=f"Faults to inject: all, none, a list or exclusions (all,-twins). Menu: {', '.join(ALL_FAULTS)}.")
+@click.option("--crypto", type=click.Choice(["real", "sim"]), default="real", show_default=True,
+              help="real: Ed25519 + BLS threshold signatures. sim: keyed hashes, simulation only, much faster.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary as JSON.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count).")
+@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_TRACE_DIR, show_default=True,
+              help="Where failing seeds' shrunk traces are written.")
+@click.option("--shrink-max", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Failures to shrink (the rest are saved unshrunk).")
+@click.option("--liveness-bound-ms", type=float, default=LIVENESS_BOUND_MS, show_default=True,
+              help="Virtual time after the heal within which every request must complete.")
+@click.option("--replay", "replay_seed", type=int, default=None, help="Rerun one seed exactly and print its trace.")
+@click.option("--replay-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Rerun a saved failure (a trace file) and print its trace.")
+@click.option("-v", "--verbose", count=True, help="-v: protocol and fault events; -vv: every delivered message too.")
+def simulate(
+    seed_count: int, start: int, f: int, requests: int, faults_spec: str, crypto: str, json_out: Path | None,
+    jobs: int | None, trace_dir: Path, shrink_max: int, liveness_bound_ms: float, replay_seed: int | None,
+    replay_file: Path | None, verbose: int,
+) -> None:
+    """Deterministic simulation: many seeded fault schedules, invariants checked after every message."""
+    console = Console()
+    faults = _parse_faults(faults_spec)
+    options = RunOptions(crypto=crypto, liveness_bound_ms=liveness_bound_ms)
+    if crypto == "real":
+        _require_real_crypto()
+    if replay_seed is not None or replay_file is not None:
+        if replay_file is not None:
+            plan, document = load_failure(replay_file)
+            options = RunOptions(crypto=document.get("crypto", crypto), liveness_bound_ms=liveness_bound_ms)
+        else:
+            plan = generate_plan(replay_seed, f=f, requests=requests, faults=faults)  # type: ignore[arg-type]
+        result = _replay(console, plan, options, verbose)
+        sys.exit(0 if result.ok else 1)
+
+    batch = Batch(f=f, requests=requests, faults=faults, options=options)
+    jobs = jobs or os.cpu_count() or 1
+    summary = _run_with_progress(console, batch, range(start, start + seed_count), jobs, trace_dir, shrink_max)
+    _render(console, summary)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary.to_json(), indent=2))
+        console.print(f"summary written to {json_out}")
+    sys.exit(0 if not (summary.violations or summary.liveness_failures) else 1)
+
+
+def _require_real_crypto() -> None:
+    try:
+        import thresh_sig
+
+        thresh_sig.deal  # noqa: B018  (the dealing API real keys need)
+    except (ImportError, AttributeError) as exc:
+        raise click.ClickException(f"real cryptography is unavailable ({exc}); use --crypto sim") from None
+
+
+def _replay(console: Console, plan, options: RunOptions, verbose: int) -> SeedResult:  # type: ignore[no-untyped-def]
+    def tracer(line: str) -> None:
+        if verbose >= 2 or not (" -> n" in line or " drops " in line):
+            console.print(line, markup=False, highlight=False)
+
+    result = run_plan(plan, options, tracer=tracer if verbose else None)
+    status = "[green]ok[/]" if result.ok else f"[red]{result.invariant or 'liveness'}[/]"
+    console.print(
+        f"seed {plan.seed}: {status}  {result.completed}/{result.requests} requests, "
+        f"{result.delivered} messages, {result.at_ms:.0f} ms virtual, {result.wall_s:.2f} s"
+    )
+    if not result.ok:
+        console.print(f"  {result.detail or result.liveness}", markup=False)
+    return result
+
+
+def _run_with_progress(console: Console, batch: Batch, seeds: range, jobs: int, trace_dir: Path, shrink_max: int) -> Summary:
+    failures = [0]
+    with Progress(
+        TextColumn("[bold]simulate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} seeds/s"),
+        TextColumn("[red]{task.fields[failures]} failing"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("seeds", total=len(seeds), rate="-", failures=0)
+        shrink_task = None
+
+        def on_result(result: SeedResult) -> None:
+            if not result.ok:
+                failures[0] += 1
+            progress.advance(task)
+            elapsed = progress.tasks[task].elapsed or 0.0
+            done = progress.tasks[task].completed
+            progress.update(task, rate=f"{done / elapsed:.1f}" if elapsed else "-", failures=failures[0])
+
+        def on_shrink(result: SeedResult) -> None:
+            nonlocal shrink_task
+            if shrink_task is None:
+                shrink_task = progress.add_task("shrink", total=failures[0], rate="", failures="")
+            progress.advance(shrink_task)
+
+        return run_seeds(
+            seeds, batch, jobs=jobs, on_result=on_result, trace_dir=trace_dir, shrink_max=shrink_max, on_shrink=on_shrink
+        )
+
+
+def _render(console: Console, summary: Summary) -> None:
+    data = summary.to_json()
+    overview = Table(title="pbft simulate", show_header=False)
+    overview.add_row("seeds", f"{summary.seeds} (from {summary.start}), f={summary.f}, {summary.requests} requests each, crypto={summary.crypto}")
+    overview.add_row("seeds/s", f"{summary.seeds_per_s:.2f} ({summary.wall_s:.1f} s)")
+    overview.add_row("violations", _count_style(len(summary.violations)))
+    overview.add_row("liveness failures", _count_style(len(summary.liveness_failures)))
+    live = data["liveness"]
+    overview.add_row("requests completed", f"{live['requests_completed']}/{live['requests']}")
+    overview.add_row("messages delivered", f"{data['messages_delivered']:,}")
+    console.print(overview)
+
+    faults = Table(title="faults injected")
+    faults.add_column("fault")
+    faults.add_column("seeds", justify="right")
+    faults.add_column("injections", justify="right")
+    faults.add_column("counted as")
+    unit = {
+        "loss": "messages dropped", "duplicate": "messages duplicated", "delay": "latency spikes",
+        "reorder": "seeds with non-FIFO links", "partition": "partitions", "crash-restart": "crashes",
+        "twins": "twin pairs", "adversary": "random messages",
+    }
+    seeds, counts = summary.fault_seeds(), summary.fault_counts()
+    for name in ALL_FAULTS:
+        faults.add_row(name, str(seeds.get(name, 0)), f"{counts.get(name, 0):,}", unit.get(name, "Byzantine replicas"))
+    console.print(faults)
+
+    failing = summary.violations + summary.liveness_failures
+    if failing:
+        table = Table(title="failing seeds")
+        table.add_column("seed", justify="right")
+        table.add_column("failure")
+        table.add_column("detail", overflow="fold")
+        table.add_column("trace")
+        for r in sorted(failing, key=lambda r: r.seed)[:50]:
+            table.add_row(str(r.seed), r.invariant or "liveness", (r.detail or r.liveness or "")[:200], r.trace_file or "")
+        console.print(table)
+        if len(failing) > 50:
+            console.print(f"... and {len(failing) - 50} more (see --json)")
+        first = min(failing, key=lambda r: r.seed)
+        console.print(f"replay: pbft simulate --replay {first.seed} --f {summary.f} --requests {summary.requests} --crypto {summary.crypto} -v")
+
+
+def _count_style(count: int) -> str:
+    return f"[green]{count}[/]" if count == 0 else f"[bold red]{count}[/]"
+
+
+if __name__ == "__main__":
+    simulate()
