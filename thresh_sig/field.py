@@ -161,6 +161,10 @@ def _plan_sorted(xs: tuple[int, ...]) -> tuple[tuple[int, ...], int, float]:
     if post != 1:
         cost_small += estimate_msm_cost([post.bit_length()])
     # Plan 2: the textbook weights reduced mod r, centred to (-r/2, r/2] (a negation is free).
+    # Each is at most 254 bits; skip computing them (t modular inversions) when even that
+    # bound cannot beat plan 1, which is the common case.
+    if cost_small <= estimate_msm_cost([R.bit_length() - 1] * len(xs)):
+        return tuple(small), post, cost_small
     reduced = []
     for w in weights:
         v = w.numerator * pow(w.denominator, -1, R) % R

@@ -59,10 +59,13 @@ def wnaf(k: int, w: int) -> list[int]:
             if d >= half:
                 d -= full
             k -= d
+            digits.append(d)
+            k >>= 1
         else:
-            d = 0
-        digits.append(d)
-        k >>= 1
+            # Skip a whole run of zero bits at once (the inner loop is hot for large t).
+            zeros = (k & -k).bit_length() - 1
+            digits.extend([0] * zeros)
+            k >>= zeros
     return digits
 
 
