@@ -39,39 +39,127 @@ def _parse_faults(value: str | None) -> tuple[str, ...]:
         elif item == "none":
             continue
         elif item.startswith("-"):
-            chosen = [c for c in chosen if c != item[1:]] if chosen else [c for c in ALL_FAULTS if c != item[1:]]
+            chosen = (
+                [c for c in chosen if c != item[1:]]
+                if chosen
+                else [c for c in ALL_FAULTS if c != item[1:]]
+            )
         elif item in ALL_FAULTS:
             chosen.append(item)
         else:
-            raise click.BadParameter(f"unknown fault {item!r}; choose from {', '.join(ALL_FAULTS)}", param_hint="--faults")
+            raise click.BadParameter(
+                f"unknown fault {item!r}; choose from {', '.join(ALL_FAULTS)}",
+                param_hint="--faults",
+            )
     return tuple(dict.fromkeys(chosen))
 
 
 @click.command("simulate")
-@click.option("--seeds", "seed_count", type=click.IntRange(min=1), default=100, show_default=True, help="How many seeds to run.")
+@click.option(
+    "--seeds",
+    "seed_count",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="How many seeds to run.",
+)
 @click.option("--start", type=int, default=0, show_default=True, help="First seed.")
-@click.option("--f", "f", type=click.IntRange(1, 3), default=2, show_default=True, help="Faults tolerated (n = 3f+1 replicas).")
-@click.option("--requests", type=click.IntRange(min=1), default=20, show_default=True, help="Client requests per seed.")
-@click.option("--faults", "faults_spec", default="all", show_default=True,
-              help=f"Faults to inject: all, none, a list or exclusions (all,-twins). Menu: {', '.join(ALL_FAULTS)}.")
-@click.option("--crypto", type=click.Choice(["real", "sim"]), default="real", show_default=True,
-              help="real: Ed25519 + BLS threshold signatures. sim: keyed hashes, simulation only, much faster.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary as JSON.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count).")
-@click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_TRACE_DIR, show_default=True,
-              help="Where failing seeds' shrunk traces are written.")
-@click.option("--shrink-max", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Failures to shrink (the rest are saved unshrunk).")
-@click.option("--liveness-bound-ms", type=float, default=LIVENESS_BOUND_MS, show_default=True,
-              help="Virtual time after the heal within which every request must complete.")
-@click.option("--replay", "replay_seed", type=int, default=None, help="Rerun one seed exactly and print its trace.")
-@click.option("--replay-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Rerun a saved failure (a trace file) and print its trace.")
-@click.option("-v", "--verbose", count=True, help="-v: protocol and fault events; -vv: every delivered message too.")
+@click.option(
+    "--f",
+    "f",
+    type=click.IntRange(1, 3),
+    default=2,
+    show_default=True,
+    help="Faults tolerated (n = 3f+1 replicas).",
+)
+@click.option(
+    "--requests",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Client requests per seed.",
+)
+@click.option(
+    "--faults",
+    "faults_spec",
+    default="all",
+    show_default=True,
+    help=f"Faults to inject: all, none, a list or exclusions (all,-twins). Menu: {', '.join(ALL_FAULTS)}.",
+)
+@click.option(
+    "--crypto",
+    type=click.Choice(["real", "sim"]),
+    default="real",
+    show_default=True,
+    help="real: Ed25519 + BLS threshold signatures. sim: keyed hashes, simulation only, much faster.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the summary as JSON.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: CPU count).",
+)
+@click.option(
+    "--trace-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_TRACE_DIR,
+    show_default=True,
+    help="Where failing seeds' shrunk traces are written.",
+)
+@click.option(
+    "--shrink-max",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Failures to shrink (the rest are saved unshrunk).",
+)
+@click.option(
+    "--liveness-bound-ms",
+    type=float,
+    default=LIVENESS_BOUND_MS,
+    show_default=True,
+    help="Virtual time after the heal within which every request must complete.",
+)
+@click.option(
+    "--replay",
+    "replay_seed",
+    type=int,
+    default=None,
+    help="Rerun one seed exactly and print its trace.",
+)
+@click.option(
+    "--replay-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Rerun a saved failure (a trace file) and print its trace.",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: protocol and fault events; -vv: every delivered message too.",
+)
 def simulate(
-    seed_count: int, start: int, f: int, requests: int, faults_spec: str, crypto: str, json_out: Path | None,
-    jobs: int | None, trace_dir: Path, shrink_max: int, liveness_bound_ms: float, replay_seed: int | None,
-    replay_file: Path | None, verbose: int,
+    seed_count: int,
+    start: int,
+    f: int,
+    requests: int,
+    faults_spec: str,
+    crypto: str,
+    json_out: Path | None,
+    jobs: int | None,
+    trace_dir: Path,
+    shrink_max: int,
+    liveness_bound_ms: float,
+    replay_seed: int | None,
+    replay_file: Path | None,
+    verbose: int,
 ) -> None:
     """Deterministic simulation: many seeded fault schedules, invariants checked after every message."""
     console = Console()
@@ -82,7 +170,9 @@ def simulate(
     if replay_seed is not None or replay_file is not None:
         if replay_file is not None:
             plan, document = load_failure(replay_file)
-            options = RunOptions(crypto=document.get("crypto", crypto), liveness_bound_ms=liveness_bound_ms)
+            options = RunOptions(
+                crypto=document.get("crypto", crypto), liveness_bound_ms=liveness_bound_ms
+            )
         else:
             plan = generate_plan(replay_seed, f=f, requests=requests, faults=faults)  # type: ignore[arg-type]
         result = _replay(console, plan, options, verbose)
@@ -90,7 +180,9 @@ def simulate(
 
     batch = Batch(f=f, requests=requests, faults=faults, options=options)
     jobs = jobs or os.cpu_count() or 1
-    summary = _run_with_progress(console, batch, range(start, start + seed_count), jobs, trace_dir, shrink_max)
+    summary = _run_with_progress(
+        console, batch, range(start, start + seed_count), jobs, trace_dir, shrink_max
+    )
     _render(console, summary)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +197,9 @@ def _require_real_crypto() -> None:
 
         thresh_sig.deal  # noqa: B018  (the dealing API real keys need)
     except (ImportError, AttributeError) as exc:
-        raise click.ClickException(f"real cryptography is unavailable ({exc}); use --crypto sim") from None
+        raise click.ClickException(
+            f"real cryptography is unavailable ({exc}); use --crypto sim"
+        ) from None
 
 
 def _replay(console: Console, plan, options: RunOptions, verbose: int) -> SeedResult:  # type: ignore[no-untyped-def]
@@ -124,7 +218,9 @@ def _replay(console: Console, plan, options: RunOptions, verbose: int) -> SeedRe
     return result
 
 
-def _run_with_progress(console: Console, batch: Batch, seeds: range, jobs: int, trace_dir: Path, shrink_max: int) -> Summary:
+def _run_with_progress(
+    console: Console, batch: Batch, seeds: range, jobs: int, trace_dir: Path, shrink_max: int
+) -> Summary:
     failures = [0]
     with Progress(
         TextColumn("[bold]simulate"),
@@ -145,7 +241,9 @@ def _run_with_progress(console: Console, batch: Batch, seeds: range, jobs: int, 
             progress.advance(task)
             elapsed = progress.tasks[task].elapsed or 0.0
             done = progress.tasks[task].completed
-            progress.update(task, rate=f"{done / elapsed:.1f}" if elapsed else "-", failures=failures[0])
+            progress.update(
+                task, rate=f"{done / elapsed:.1f}" if elapsed else "-", failures=failures[0]
+            )
 
         def on_shrink(result: SeedResult) -> None:
             nonlocal shrink_task
@@ -154,14 +252,23 @@ def _run_with_progress(console: Console, batch: Batch, seeds: range, jobs: int, 
             progress.advance(shrink_task)
 
         return run_seeds(
-            seeds, batch, jobs=jobs, on_result=on_result, trace_dir=trace_dir, shrink_max=shrink_max, on_shrink=on_shrink
+            seeds,
+            batch,
+            jobs=jobs,
+            on_result=on_result,
+            trace_dir=trace_dir,
+            shrink_max=shrink_max,
+            on_shrink=on_shrink,
         )
 
 
 def _render(console: Console, summary: Summary) -> None:
     data = summary.to_json()
     overview = Table(title="pbft simulate", show_header=False)
-    overview.add_row("seeds", f"{summary.seeds} (from {summary.start}), f={summary.f}, {summary.requests} requests each, crypto={summary.crypto}")
+    overview.add_row(
+        "seeds",
+        f"{summary.seeds} (from {summary.start}), f={summary.f}, {summary.requests} requests each, crypto={summary.crypto}",
+    )
     overview.add_row("seeds/s", f"{summary.seeds_per_s:.2f} ({summary.wall_s:.1f} s)")
     overview.add_row("violations", _count_style(len(summary.violations)))
     overview.add_row("liveness failures", _count_style(len(summary.liveness_failures)))
@@ -176,13 +283,23 @@ def _render(console: Console, summary: Summary) -> None:
     faults.add_column("injections", justify="right")
     faults.add_column("counted as")
     unit = {
-        "loss": "messages dropped", "duplicate": "messages duplicated", "delay": "latency spikes",
-        "reorder": "seeds with non-FIFO links", "partition": "partitions", "crash-restart": "crashes",
-        "twins": "twin pairs", "adversary": "random messages",
+        "loss": "messages dropped",
+        "duplicate": "messages duplicated",
+        "delay": "latency spikes",
+        "reorder": "seeds with non-FIFO links",
+        "partition": "partitions",
+        "crash-restart": "crashes",
+        "twins": "twin pairs",
+        "adversary": "random messages",
     }
     seeds, counts = summary.fault_seeds(), summary.fault_counts()
     for name in ALL_FAULTS:
-        faults.add_row(name, str(seeds.get(name, 0)), f"{counts.get(name, 0):,}", unit.get(name, "Byzantine replicas"))
+        faults.add_row(
+            name,
+            str(seeds.get(name, 0)),
+            f"{counts.get(name, 0):,}",
+            unit.get(name, "Byzantine replicas"),
+        )
     console.print(faults)
 
     failing = summary.violations + summary.liveness_failures
@@ -193,12 +310,19 @@ def _render(console: Console, summary: Summary) -> None:
         table.add_column("detail", overflow="fold")
         table.add_column("trace")
         for r in sorted(failing, key=lambda r: r.seed)[:50]:
-            table.add_row(str(r.seed), r.invariant or "liveness", (r.detail or r.liveness or "")[:200], r.trace_file or "")
+            table.add_row(
+                str(r.seed),
+                r.invariant or "liveness",
+                (r.detail or r.liveness or "")[:200],
+                r.trace_file or "",
+            )
         console.print(table)
         if len(failing) > 50:
             console.print(f"... and {len(failing) - 50} more (see --json)")
         first = min(failing, key=lambda r: r.seed)
-        console.print(f"replay: pbft simulate --replay {first.seed} --f {summary.f} --requests {summary.requests} --crypto {summary.crypto} -v")
+        console.print(
+            f"replay: pbft simulate --replay {first.seed} --f {summary.f} --requests {summary.requests} --crypto {summary.crypto} -v"
+        )
 
 
 def _count_style(count: int) -> str:

@@ -175,8 +175,9 @@ class NodeHost:
             "balances": dict(r.bank.balances),
         }
 
-    def finish(self) -> dict[str, Any]:
-        """Write the final state and metrics and commit; returns `state`."""
+    def finish(self, shell_metrics: dict[str, int] | None = None) -> dict[str, Any]:
+        """Write the final state and metrics (the replica's, plus the shell's own, e.g. CPU
+        time) and commit; returns `state`."""
         state = self.state()
         if self.store is not None:
             r = self.replica
@@ -186,7 +187,11 @@ class NodeHost:
                 last_executed=r.last_executed,
                 stable_seq=r.stable_seq,
                 balances=dict(r.bank.balances),
-                metrics={**dict(r.metrics), "host.decode_failures": self.decode_failures},
+                metrics={
+                    **dict(r.metrics),
+                    "host.decode_failures": self.decode_failures,
+                    **(shell_metrics or {}),
+                },
             )
             self.store.commit()
         return state

@@ -322,7 +322,7 @@ def _driver_frame(
         to_driver.put(K_STATE + _pack(host.state()))
     elif kind == K_STOP:
         host.flush()
-        state = host.finish()
+        state = host.finish({"host.cpu_ms": int(time.process_time() * 1000)})
         store.close()
         to_driver.put(K_DONE + _pack(state))
         return True
