@@ -132,6 +132,18 @@ class _GroupState:
         self.aggregate: Any = None
 
 
+class _SharedCaches:
+    """Caches shared by a GroupKey and its with_backend() views: decoded points per backend,
+    and the encoded verification keys (encodings do not depend on the backend)."""
+
+    __slots__ = ("aggregate_bytes", "states", "vk_bytes")
+
+    def __init__(self, states: dict[str, _GroupState]) -> None:
+        self.states = states
+        self.vk_bytes: dict[int, bytes] = {}
+        self.aggregate_bytes: bytes | None = None
+
+
 class GroupKey:
     """The public side of a (t, n) deal: threshold, size, Feldman commitments.
 
@@ -198,9 +210,7 @@ class GroupKey:
             :FINGERPRINT_SIZE
         ]
         self._backend = bk
-        # Shared between with_backend() views: per-backend decoded points and the encoded
-        # verification keys (encoding is backend independent).
-        self._shared: dict[str, Any] = {"states": states, "vk_bytes": {}, "aggregate_bytes": None}
+        self._shared = _SharedCaches(states)
 
     @classmethod
     def _trusted(
@@ -247,7 +257,7 @@ class GroupKey:
 
     # ---------------------------------------------------------------- derived keys
     def _state(self, bk: Backend) -> _GroupState:
-        states: dict[str, _GroupState] = self._shared["states"]
+        states = self._shared.states
         st = states.get(bk.name)
         if st is None:
             pts = [bk.decode_g1(c, f"commitment {k}") for k, c in enumerate(self._commitments)]
@@ -290,7 +300,7 @@ class GroupKey:
     def verification_key(self, signer: int) -> bytes:
         """Signer ``signer``'s 48-byte verification key ``f(signer)·G1``."""
         _check_signer(signer, self._n)
-        cache: dict[int, bytes] = self._shared["vk_bytes"]
+        cache = self._shared.vk_bytes
         b = cache.get(signer)
         if b is None:
             b = cache[signer] = self._backend.encode_g1(self._vk_point(self._backend, signer))
@@ -304,9 +314,9 @@ class GroupKey:
     @property
     def aggregate_key(self) -> bytes:
         """``Σ_i vk_i`` (48 bytes): the key :func:`thresh_sig.verify_all` checks against."""
-        b = self._shared["aggregate_bytes"]
+        b = self._shared.aggregate_bytes
         if b is None:
-            b = self._shared["aggregate_bytes"] = self._backend.encode_g1(
+            b = self._shared.aggregate_bytes = self._backend.encode_g1(
                 self._aggregate_point(self._backend)
             )
         return b
@@ -521,11 +531,14 @@ class _G2Value:
     """Shared machinery: canonical 96 bytes + per-backend decoded point, both lazy."""
 
     __slots__ = ("_backend", "_points", "_raw")
+    _backend: Backend
+    _points: dict[str, Any]
+    _raw: bytes | None
 
     def _setup(self, bk: Backend, raw: bytes | None, point: Any) -> None:
         self._backend = bk
         self._raw = raw
-        self._points: dict[str, Any] = {} if point is None else {bk.name: point}
+        self._points = {} if point is None else {bk.name: point}
 
     @property
     def point_bytes(self) -> bytes:
@@ -556,6 +569,8 @@ class SignatureShare(_G2Value):
     """
 
     __slots__ = ("_fingerprint", "_signer")
+    _fingerprint: bytes
+    _signer: int
 
     def __init__(self) -> None:  # pragma: no cover - use sign_share/from_bytes/from_parts
         raise TypeError("create signature shares with sign_share(), from_bytes() or from_parts()")

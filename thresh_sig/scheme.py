@@ -240,7 +240,7 @@ def _signature(signature: object) -> Signature:
     raise TypeError(f"expected a Signature, not {type(signature).__name__}")
 
 
-def verify(group: GroupKey, message: bytes, signature: Signature) -> bool:
+def verify(group: GroupKey, message: bytes, signature: Signature | bytes) -> bool:
     """Is ``signature`` a valid BLS signature of ``message`` under the group public key?
 
     ``signature`` may also be 96 raw bytes (parsed and validated; malformed bytes raise
@@ -275,7 +275,7 @@ def aggregate_all(group: GroupKey, shares: Iterable[SignatureShare]) -> Signatur
     return Signature._make(bk, None, acc)
 
 
-def verify_all(group: GroupKey, message: bytes, signature: Signature) -> bool:
+def verify_all(group: GroupKey, message: bytes, signature: Signature | bytes) -> bool:
     """Is ``signature`` the n-of-n aggregate of ``message``, i.e. valid under ``Σ_i vk_i``?"""
     _check_group(group)
     message = _message(message)

@@ -21,19 +21,18 @@ from py_ecc.bls.g2_primitives import (
 )
 from py_ecc.bls.hash_to_curve import hash_to_G2
 from py_ecc.fields import optimized_bls12_381_FQ12 as FQ12
-from py_ecc.optimized_bls12_381 import (
+from py_ecc.optimized_bls12_381.optimized_curve import (
     G1,
     Z1,
     Z2,
     add,
     double,
     eq,
-    final_exponentiate,
     is_inf,
     multiply,
     neg,
-    pairing,
 )
+from py_ecc.optimized_bls12_381.optimized_pairing import final_exponentiate, pairing
 
 from ..errors import InvalidPointError
 from ..msm import GroupOps
@@ -91,11 +90,14 @@ class PyEccBackend(Backend):
         return k
 
     def sign(self, sk: Any, message: bytes) -> Any:
-        return multiply(hash_to_G2(message, DST, sha256), sk)
+        # py_ecc annotates the hash argument as a hash object but calls it as a constructor.
+        return multiply(hash_to_G2(message, DST, sha256), sk)  # type: ignore[arg-type]
 
     def verify(self, pk: Any, message: bytes, signature: Any) -> bool:
         # e(σ, G1) · e(H(m), −PK) == 1, with one shared final exponentiation.
         product = pairing(signature, G1, final_exponentiate=False) * pairing(
-            hash_to_G2(message, DST, sha256), neg(pk), final_exponentiate=False
+            hash_to_G2(message, DST, sha256),  # type: ignore[arg-type]
+            neg(pk),
+            final_exponentiate=False,
         )
         return bool(final_exponentiate(product) == FQ12.one())
