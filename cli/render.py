@@ -460,7 +460,7 @@ def render_view(console: Console, set_dir: Path) -> None:
         )
         return
     for nv in sorted(seen.values(), key=lambda e: e["view"]):
-        v_table = _table("V: the 2f+1 VIEW-CHANGE messages")
+        v_table = _table("V: the 2f+1 VIEW-CHANGE messages", min_width=44)
         for col in ("from", "stable checkpoint", "prepared seqs"):
             v_table.add_column(col)
         for vc_entry in nv["view_changes"]:
@@ -469,7 +469,7 @@ def render_view(console: Console, set_dir: Path) -> None:
                 str(vc_entry["checkpoint_seq"]),
                 ",".join(map(str, vc_entry["prepared"])) or "-",
             )
-        o_table = _table("O: re-proposed sequence numbers")
+        o_table = _table("O: re-proposed sequence numbers", min_width=44)
         o_table.add_column("seq", justify="right")
         o_table.add_column("requests", overflow="fold")
         for p in nv["proposals"]:
@@ -483,7 +483,7 @@ def render_view(console: Console, set_dir: Path) -> None:
             f"NEW-VIEW v{nv['view']} from {nv['leader']} · installed by {', '.join(nv['installed_by'])}"
             f" · first at {nv['t_ms']:.1f} ms"
         )
-        console.print(Panel(Group(v_table, o_table), title=title, title_align="left"))
+        console.print(Panel(Group(v_table, o_table), title=title, title_align="left", expand=False))
 
 
 PERF_COLUMNS = (
@@ -567,8 +567,10 @@ def render_runs(console: Console, data_dir: Path) -> None:
         console.print(f"No runs under {data_dir}.")
         return
     table = _table(f"Runs under {data_dir} (latest last)")
-    for col in ("run id", "scenario", "sets", "completed", "stalled", "failed", "agree", "exit"):
-        table.add_column(col)
+    table.add_column("run id", no_wrap=True)
+    table.add_column("scenario", overflow="fold")
+    for col in ("sets", "completed", "stalled", "failed", "agree", "exit"):
+        table.add_column(col, no_wrap=True)
     for run_dir in runs:
         with RunIndex(run_dir, read_only=True) as index:
             info, sets = index.info(), index.sets()
