@@ -31,8 +31,10 @@ class Timers:
     client_timeout_ms: float = 400.0
     # A read-only request without 2f+1 matching replies after this long is re-sent as ordered.
     read_timeout_ms: float = 300.0
-    # The leader waits at most this long to fill a batch while instances are in flight.
-    batch_wait_ms: float = 1.0
+    # A request that reaches the leader is proposed this long after it arrived at the latest.
+    # 0 means "once the shell has handed over every message it already has": requests that
+    # queued up while the leader was busy go out as one batch (adaptive batching).
+    batch_wait_ms: float = 0.0
     # Replicas gossip their progress this often, so one left in the dark learns it is behind.
     status_interval_ms: float = 150.0
     # A delaying ("time") Byzantine leader holds each message for this fraction of the

@@ -36,12 +36,20 @@ from .ready import Dropped, Ready
 from .replica import Replica
 
 ATTACK_KINDS = ("sign", "crash", "dark", "time", "equivocation")
+TARGETED_ATTACKS = frozenset({"dark", "equivocation"})
 
 
 @dataclass(frozen=True)
 class Attack:
+    """One attack a Byzantine replica performs; ``targets`` only for dark / equivocation."""
+
     kind: str
     targets: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if not self.targets:
+            return self.kind
+        return f"{self.kind}(" + ", ".join(f"n{t}" for t in self.targets) + ")"
 
 
 def _corrupt(data: bytes) -> bytes:

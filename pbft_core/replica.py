@@ -101,6 +101,7 @@ class Replica:
         self.stable: CheckpointProof | None = None
         self.slots: dict[int, Slot] = {}
         self.next_seq = 1  # leader: the next sequence number to propose
+        self.propose_at_ms: float | None = None  # leader: when queued requests go out
 
         # Requests known and not yet executed; the leader also queues them for proposal.
         self.pending: dict[RequestKey, Request] = {}
@@ -160,6 +161,9 @@ class Replica:
         self._now = now_ms
         if self.next_status_ms is None or now_ms >= self.next_status_ms:
             self._gossip_status()
+        if self.propose_at_ms is not None and now_ms >= self.propose_at_ms:
+            self.propose_at_ms = None
+            self._propose()
         for slot in list(self.slots.values()):
             if slot.fast_deadline_ms is not None and now_ms >= slot.fast_deadline_ms:
                 slot.fast_deadline_ms = None
@@ -229,7 +233,7 @@ class Replica:
         ready, self._ready = self._ready, Ready()
         deadlines = [
             d
-            for d in (self.exec_deadline_ms, self.vc_deadline_ms, self.next_status_ms)
+            for d in (self.propose_at_ms, self.exec_deadline_ms, self.vc_deadline_ms, self.next_status_ms)
             if d is not None
         ]
         deadlines.extend(
@@ -303,7 +307,8 @@ class Replica:
         if self.is_leader and self.view_active:
             if request.key not in self.proposed and request.key not in self.proposal_queue:
                 self.proposal_queue.append(request.key)
-            self._propose()
+            if self.propose_at_ms is None:
+                self.propose_at_ms = self._now + self.config.timers.batch_wait_ms
         elif not self.is_leader:
             self._send(self.leader, request)
             if self.exec_deadline_ms is None:

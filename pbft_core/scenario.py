@@ -27,6 +27,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from .faults import ATTACK_KINDS, TARGETED_ATTACKS, Attack
+
 __all__ = [
     "ATTACK_KINDS",
     "MAX_AMOUNT",
@@ -40,8 +42,7 @@ __all__ = [
     "select_sets",
 ]
 
-ATTACK_KINDS = ("sign", "crash", "dark", "time", "equivocation")
-TARGETED_ATTACKS = frozenset({"dark", "equivocation"})
+# The attack vocabulary is the fault layer's; a scenario only names attacks.
 # Amounts and set numbers must fit a signed 64-bit integer (wire codec, SQLite).
 MAX_AMOUNT = 2**63 - 1
 
@@ -107,19 +108,6 @@ class Transaction:
 
     def __str__(self) -> str:
         return "(" + ", ".join(str(a) for a in self.args) + ")"
-
-
-@dataclass(frozen=True)
-class Attack:
-    """One entry of the Attack column; ``targets`` only for dark(...) / equivocation(...)."""
-
-    kind: str  # one of ATTACK_KINDS
-    targets: tuple[int, ...] = ()
-
-    def __str__(self) -> str:
-        if not self.targets:
-            return self.kind
-        return f"{self.kind}(" + ", ".join(f"n{t}" for t in self.targets) + ")"
 
 
 @dataclass(frozen=True)
