@@ -31,16 +31,18 @@ def test_all_replicas_up_commit_on_the_fast_path_and_read_the_result():
     assert results[-1].result == 14
     assert sim.replica(1).bank.balances["E"] == 14
     assert_honest_live_agree(sim)
-    assert sim.replica(2).metrics["commits.fast"] == 4
-    assert sim.replica(2).metrics["commits.slow"] == 0
+    replica = sim.replica(2)
+    assert replica.metrics["commits.fast"] == replica.last_executed > 0
+    assert replica.metrics["commits.slow"] == 0
 
 
 def test_without_the_fast_path_every_instance_takes_the_slow_path():
     sim = Simulation(ClusterConfig(fast_path=False), seed=1)
     results = sim.run_transactions(SET_1)
     assert outcomes(results) == ["committed"] * 5
-    assert sim.replica(3).metrics["commits.fast"] == 0
-    assert sim.replica(3).metrics["commits.slow"] == 4
+    replica = sim.replica(3)
+    assert replica.metrics["commits.fast"] == 0
+    assert replica.metrics["commits.slow"] == replica.last_executed > 0
 
 
 def test_insufficient_funds_is_a_final_failed_outcome_not_retried():
@@ -161,7 +163,7 @@ def test_checkpoints_bound_memory_over_a_long_run(seed):
     for r in range(1, 8):
         replica = sim.replica(r)
         interval = replica.config.checkpoint_interval
-        assert replica.last_executed >= 100
+        assert replica.last_executed >= 3 * interval
         assert replica.stable_seq == replica.last_executed - replica.last_executed % interval
         assert len(replica.slots) <= replica.config.checkpoint_interval
         assert all(seq > replica.stable_seq for seq in replica.checkpoint_votes)
