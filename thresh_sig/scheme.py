@@ -276,7 +276,11 @@ def aggregate_all(group: GroupKey, shares: Iterable[SignatureShare]) -> Signatur
 
 
 def verify_all(group: GroupKey, message: bytes, signature: Signature | bytes) -> bool:
-    """Is ``signature`` the n-of-n aggregate of ``message``, i.e. valid under ``Σ_i vk_i``?"""
+    """Is ``signature`` the n-of-n aggregate of ``message``, i.e. valid under ``Σ_i vk_i``?
+
+    ``signature`` may also be 96 raw bytes (parsed and validated as in :func:`verify`). The
+    summed key is computed once per group and cached.
+    """
     _check_group(group)
     message = _message(message)
     sig = _signature(signature)
