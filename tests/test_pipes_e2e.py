@@ -7,6 +7,9 @@ disconnected), then a worker that dies at startup, which the driver must report,
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,30 @@ def test_a_worker_that_dies_is_reported_and_the_driver_does_not_hang(tmp_path: P
     assert "n3" in (result.failure or "")
     assert "Error" in (result.failure or "")  # the worker's traceback came through
     assert result.outcomes[0].outcome == "unavailable"
+
+
+def test_a_worker_killed_mid_set_is_reported_and_the_survivors_stop_cleanly(tmp_path: Path) -> None:
+    (scenario_set,) = parse_scenario(
+        "Set Number,Transactions,Live,Byzantine,Attack\n"
+        '1,"(A, B, 1)","[n1, n2, n3, n4, n5, n6, n7]",[],[]\n,"(B, C, 1)",,,\n,"(C, D, 1)",,,\n'
+    )
+    killed: list[int] = []
+
+    def kill_the_leader_after_the_first_outcome(done: int, total: int, phase: str) -> None:
+        if done >= 1 and not killed:
+            for process in multiprocessing.active_children():
+                if process.name == "pbft-n1":  # our own worker, by pid
+                    os.kill(process.pid, signal.SIGKILL)
+                    killed.append(process.pid)
+
+    result = run_set(
+        scenario_set,
+        SetOptions(ClusterConfig(), stall_timeout_s=1.0),
+        tmp_path,
+        on_progress=kill_the_leader_after_the_first_outcome,
+    )
+    assert killed
+    assert result.ended_by == "failure"
+    assert "n1" in (result.failure or "") and "signal 9" in (result.failure or "")
+    assert not multiprocessing.active_children()
+    assert set(result.states) == {2, 3, 4, 5, 6, 7}  # the survivors reported their final state

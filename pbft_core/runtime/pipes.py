@@ -47,6 +47,7 @@ process sentinel (or its pipe's EOF) and reported as `WorkerFailure`; the driver
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import queue
@@ -434,8 +435,14 @@ class _Cluster:
 
     def _fail(self, worker: _Worker, why: str) -> None:
         worker.closed = True
+        worker.process.join(0.5)  # reap it, so the exit code says what happened
         exitcode = worker.process.exitcode
-        detail = why + (f" (exit code {exitcode})" if exitcode is not None else "")
+        if exitcode is None:
+            detail = why + " (the process is still running)"
+        elif exitcode < 0:
+            detail = why + f" (killed by signal {-exitcode})"
+        else:
+            detail = why + f" (exit code {exitcode})"
         if worker.error:
             detail += "\n" + worker.error.rstrip()
         raise WorkerFailure(worker.replica, detail)
@@ -738,6 +745,9 @@ def run_set(
         states.update(cluster.stop(options.stop_timeout_s))
     except WorkerFailure as exc:
         ended_by, failure = "failure", str(exc)
+        # Let the survivors write their final state, so the failed set can still be inspected.
+        with contextlib.suppress(WorkerFailure):
+            states.update(cluster.stop(min(options.stop_timeout_s, 3.0)))
     finally:
         cluster.kill()
 
