@@ -82,8 +82,10 @@ def _event_printer(console: Console, set_number: int) -> Any:
                 f"{head} [green]installed a certified snapshot at {detail['seq']}[/green]"
             )
         elif kind == "dropped":
+            sender = str(detail["sender"])
+            sender = f"n{sender}" if sender.isdigit() else sender
             console.print(
-                f"{head} [magenta]dropped[/magenta] {detail['type']} from {detail['sender']}: {detail['reason']}"
+                f"{head} [magenta]dropped[/magenta] {detail['type']} from {sender}: {detail['reason']}"
                 " [dim](first of its kind)[/dim]"
             )
 
