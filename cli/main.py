@@ -170,6 +170,8 @@ def run(
         raise UsageFailure(f"--sets: {exc}") from None
     if not sets:
         raise UsageFailure(f"{scenario}: no sets to play")
+    if json_path is not None and not json_path.parent.is_dir():
+        raise UsageFailure(f"--json: directory {json_path.parent} does not exist")
     if transport == "tcp":
         raise UsageFailure(
             "--transport tcp is not available in `pbft run` yet; use --transport pipes"

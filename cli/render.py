@@ -160,7 +160,12 @@ def set_footer(report: dict[str, Any]) -> Text:
     agreement = report["agreement"]
     if agreement["ok"]:
         honest = len(agreement["honest_live"])
-        text.append(f"\nall {honest} honest live replicas agree", style="green")
+        if honest == 0:
+            text.append("\nno honest live replica to compare", style="dim")
+        elif honest == 1:
+            text.append("\none honest live replica (nothing to compare)", style="dim")
+        else:
+            text.append(f"\nall {honest} honest live replicas agree", style="green")
         if not agreement["identical_logs"]:
             text.append(" (logs differ only below a transferred snapshot)", style="dim")
     else:

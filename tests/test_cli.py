@@ -49,6 +49,8 @@ def test_a_missing_file_and_a_bad_set_selection_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "--sets" in output
     code, _ = invoke("run", str(good), "--batch-size", "0")
     assert code == 2
+    code, output = invoke("run", str(good), "--json", str(tmp_path / "no" / "out.json"))
+    assert code == 2 and "--json" in output
     assert not (tmp_path / "data").exists()
 
 
