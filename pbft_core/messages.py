@@ -47,8 +47,10 @@ class Message:
         return encode(self)
 
     def signing_payload(self) -> bytes:
-        unsigned = replace(self, sig=b"") if hasattr(self, "sig") else self  # type: ignore[call-arg]
-        return b"pbft/v1/" + type(self).__name__.encode() + b"/" + _pack(_to_wire(unsigned))
+        wire = _to_wire(self)
+        if _SIGNED[type(self)]:
+            wire = [*wire[:-1], b""]  # ``sig`` is always the last field
+        return _DOMAINS[type(self)] + _pack(wire)
 
     def with_sig(self, sig: bytes) -> typing.Self:
         return replace(self, sig=sig)  # type: ignore[call-arg]
@@ -91,9 +93,11 @@ class Reply(Message):
     sig: bytes = b""
 
     def leaf(self) -> bytes:
-        return merkle.leaf_hash(
-            _pack([self.view, self.client, self.timestamp, self.replica, self.result, self.read_only])
-        )
+        return self.leaf_of(self.view, self.client, self.timestamp, self.replica, self.result, self.read_only)
+
+    @staticmethod
+    def leaf_of(view: int, client: str, timestamp: int, replica: int, result: Result, read_only: bool) -> bytes:
+        return merkle.leaf_hash(_pack([view, client, timestamp, replica, result, read_only]))
 
     def signed_root(self) -> bytes | None:
         """What ``sig`` must sign for this reply to be authentic (None: malformed path)."""
@@ -308,6 +312,9 @@ class NewView(Message):
 
 MESSAGE_TYPES: dict[int, type[Message]] = {}
 _DECODERS: dict[type, list[tuple[str, typing.Callable[[Any], Any]]]] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SIGNED: dict[type, bool] = {}
+_DOMAINS: dict[type, bytes] = {}
 
 
 def batch_digest(batch: tuple[Request, ...]) -> bytes:
@@ -358,10 +365,16 @@ def _pack(obj: Any) -> bytes:
 
 
 def _to_wire(message: Message) -> list[Any]:
-    out: list[Any] = []
-    for f in fields(message):
-        out.append(_value_to_wire(getattr(message, f.name)))
-    return out
+    """The message as a msgpack-ready list, computed once per message object.
+
+    Messages are immutable, and one is encoded several times (to sign it, to send it, to hash
+    the batch it is in), so the list is cached on the object. It must never be mutated.
+    """
+    cached = message.__dict__.get("_wire")
+    if cached is None:
+        cached = [_value_to_wire(getattr(message, name)) for name in _FIELD_NAMES[type(message)]]
+        object.__setattr__(message, "_wire", cached)
+    return cached
 
 
 def _value_to_wire(value: Any) -> Any:
@@ -382,7 +395,10 @@ def _from_wire(cls: type[Message], values: Any) -> Any:
             kwargs[name] = dec(raw)
         except DecodeError as exc:
             raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
-    return cls(**kwargs)
+    message = cls(**kwargs)
+    # The decoded list is exactly the message's wire form (see `_to_wire`).
+    object.__setattr__(message, "_wire", values)
+    return message
 
 
 def _decoder_for(tp: Any) -> typing.Callable[[Any], Any]:
@@ -453,6 +469,9 @@ def _register() -> None:
     for cls in MESSAGE_TYPES.values():
         hints = typing.get_type_hints(cls)
         _DECODERS[cls] = [(f.name, _decoder_for(hints[f.name])) for f in fields(cls)]
+        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+        _SIGNED[cls] = _FIELD_NAMES[cls][-1] == "sig"
+        _DOMAINS[cls] = b"pbft/v1/" + cls.__name__.encode() + b"/"
 
 
 _register()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
 from . import merkle
 from .bank import Bank, is_read_only
@@ -273,14 +272,13 @@ class Replica:
         """Reply to each client, signing one Merkle root for all of them."""
         if not answers:
             return
-        replies = [
-            Reply(self.view, r.client, r.timestamp, self.id, result, r.read_only) for r, result in answers
-        ]
-        root, paths = merkle.build([reply.leaf() for reply in replies])
+        view, me = self.view, self.id
+        leaves = [Reply.leaf_of(view, r.client, r.timestamp, me, res, r.read_only) for r, res in answers]
+        root, paths = merkle.build(leaves)
         sig = self.crypto.sign(reply_root_payload(root))
-        for index, reply in enumerate(replies):
-            signed = replace(reply, index=index, path=paths[index], sig=sig)
-            self._ready.to_clients.append((reply.client, signed))
+        for index, (r, res) in enumerate(answers):
+            reply = Reply(view, r.client, r.timestamp, me, res, r.read_only, index, paths[index], sig)
+            self._ready.to_clients.append((r.client, reply))
 
     def _restart_exec_timer(self) -> None:
         if self.pending and self.view_active and not self.is_leader:
@@ -585,18 +583,19 @@ class Replica:
         self.metrics["executed.batches"] += 1
         self.metrics["executed.requests"] += len(proof.batch)
         slot.advance(SlotStatus.EXECUTED)
-        state_digest = self.bank.digest() if slot.seq % self.config.checkpoint_interval == 0 else b""
+        snapshot = self.bank.snapshot() if slot.seq % self.config.checkpoint_interval == 0 else None
+        state_digest = Bank.digest_of(snapshot) if snapshot is not None else b""
         self._ready.events.append(
             Executed(slot.seq, proof.view, proof.batch, tuple(results), state_digest)
         )
         self._ready.events.append(StatusChanged(slot.seq, proof.view, SlotStatus.EXECUTED, slot.digest))
-        if state_digest:
-            self._take_checkpoint(slot.seq, state_digest)
+        if snapshot is not None:
+            self._take_checkpoint(slot.seq, snapshot, state_digest)
 
     # ---- checkpoints -----------------------------------------------------------------------
 
-    def _take_checkpoint(self, seq: int, state_digest: bytes) -> None:
-        self.snapshots[seq] = self.bank.snapshot()
+    def _take_checkpoint(self, seq: int, snapshot: bytes, state_digest: bytes) -> None:
+        self.snapshots[seq] = snapshot
         share = self.crypto.sign_share(checkpoint_message(seq, state_digest))
         self._broadcast(self._sign(Checkpoint(seq, state_digest, share, self.id)))
         self._vote_checkpoint(seq, state_digest, self.id, share)
