@@ -218,3 +218,29 @@ def test_package_is_standalone() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in {"pbft_core", "cli"}, f"{path}: imports {name}"
+
+
+def test_aggregate_all_of_a_t_lt_n_group_is_forgeable_from_t_shares() -> None:
+    """Documents the caveat of aggregate_all: shares of a (t, n) deal lie on one polynomial, so
+    t shares determine the others and hence the n-of-n aggregate. Only a (n, n) deal makes
+    verify_all mean "all n signed"."""
+    from thresh_sig.backends import get_backend
+    from thresh_sig.field import R
+    from thresh_sig.msm import msm
+
+    t, n = 3, 4
+    group, _ = dealt(t, n)
+    known = list(signed(t, n, MSG)[:t])  # signer 4 never signs
+    bk = get_backend("blspy")
+    xs = [s.signer for s in known]
+    weights = []
+    for xi in xs:  # Lagrange weights for evaluating at x = 4
+        num = den = 1
+        for xk in xs:
+            if xk != xi:
+                num, den = num * (n - xk), den * (xi - xk)
+        weights.append(num * pow(den, -1, R) % R)
+    fourth = msm(bk.g2, [s._point(bk) for s in known], weights)
+    forged = SignatureShare.from_parts(n, bytes(fourth), group.fingerprint)
+    assert verify_share(group, forged, MSG)
+    assert verify_all(group, MSG, aggregate_all(group, [*known, forged]))
