@@ -147,7 +147,8 @@ def set_footer(report: dict[str, Any]) -> Text:
             style="yellow",
         )
     else:
-        text.append(f"worker failure: {report.get('failure')}", style="bold red")
+        first_line = (report.get("failure") or "").splitlines()[0] if report.get("failure") else ""
+        text.append(f"worker failure: {first_line}", style="bold red")
     if ended != "stall":
         text.append(
             f" · {m['committed']} committed, {m['failed']} failed, {m['unavailable']} unavailable"
@@ -175,6 +176,9 @@ def set_footer(report: dict[str, Any]) -> Text:
     if report["new_views"]:
         views = ", ".join(f"v{nv['view']} (leader {nv['leader']})" for nv in report["new_views"])
         text.append(f"\nnew views: {views}", style="cyan")
+    details = (report.get("failure") or "").splitlines()[1:]
+    if details:  # the worker's traceback, last
+        text.append("\n" + "\n".join(details), style="dim")
     return text
 
 
