@@ -424,7 +424,7 @@ class _Cluster:
             for _, conn in links:
                 conn.close()
 
-    def send(self, replica: int, frame: bytes) -> None:
+    def send_frame(self, replica: int, frame: bytes) -> None:
         worker = self.workers[replica]
         if worker.closed:
             return
@@ -515,7 +515,7 @@ class _Cluster:
         """Current state of `replicas` (those that answered within the timeout)."""
         self.states = {}
         for r in replicas:
-            self.send(r, K_QUERY)
+            self.send_frame(r, K_QUERY)
         deadline = time.monotonic() + timeout_s
         while not all(r in self.states for r in replicas) and time.monotonic() < deadline:
             self.poll(min(deadline - time.monotonic(), POLL_INTERVAL_S))
@@ -526,7 +526,7 @@ class _Cluster:
         self.stopping = True
         for worker in self.workers.values():
             if not worker.closed:
-                self.send(worker.replica, K_STOP)
+                self.send_frame(worker.replica, K_STOP)
         deadline = time.monotonic() + timeout_s
         while any(w.done is None and not w.closed for w in self.workers.values()):
             left = deadline - time.monotonic()
@@ -647,7 +647,7 @@ def run_set(
         for to, request in ready.to_replicas:
             if to in live:
                 data = encoded.get(id(request)) or encoded.setdefault(id(request), encode(request))
-                cluster.send(to, K_CLIENT + _pack([name, data]))
+                cluster.send_frame(to, K_CLIENT + _pack([name, data]))
         if ready.wake_at_ms is None:
             client_wake.pop(name, None)
         else:
@@ -699,7 +699,7 @@ def run_set(
         epoch = time.monotonic()
         startup_s = epoch - t_start
         for r in live:
-            cluster.send(r, K_GO + _pack([epoch]))
+            cluster.send_frame(r, K_GO + _pack([epoch]))
         if on_progress is not None:
             on_progress(0, total, "running")
 
