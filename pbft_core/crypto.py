@@ -10,6 +10,11 @@ Two suites implement one interface, `NodeCrypto`:
   n-of-n aggregate only from all n. It does not model signature sizes' cost, malleability or the
   algebra of BLS (e.g. rogue-key attacks are out of scope); it makes seeds cheap.
 
+The fast path has its own n-of-n key, dealt separately: the plain sum of all n fast shares
+verifies against the sum of the n fast verification keys. It cannot be the 2f+1 key's shares:
+from any 2f+1 shares of a (2f+1, n) sharing anyone can interpolate the other shares, so their
+sum would prove only that 2f+1 signed.
+
 Threshold messages are domain-separated: ``pbft/v1/ts/<kind>/`` + msgpack([view, seq, digest]),
 so a prepare share can never be used as a commit or checkpoint share.
 """
@@ -43,13 +48,16 @@ class NodeCrypto(Protocol):
     def knows_client(self, client: str) -> bool: ...
     # threshold certificates
     def sign_share(self, message: bytes) -> bytes: ...
+    def sign_fast_share(self, message: bytes) -> bytes: ...
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool: ...
     def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
         """Combine `quorum` shares into a certificate, verifying once. On failure return
         ``(None, bad_signers)`` naming the shares that do not verify."""
         ...
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool: ...
-    def aggregate_all(self, shares: Mapping[int, bytes], message: bytes) -> bytes | None: ...
+    def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        """The n-of-n fast-path certificate from all n fast shares, or None."""
+        ...
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool: ...
 
 
@@ -62,11 +70,18 @@ class PublicKeys:
 
     replicas: dict[int, bytes]  # Ed25519 public keys
     clients: dict[str, bytes]
-    group: bytes  # thresh_sig.GroupKey bytes
+    group: bytes  # thresh_sig.GroupKey bytes: the (2f+1, n) certificate key
+    fast_group: bytes  # thresh_sig.GroupKey bytes: the (n, n) fast-path key
 
 
 class RealCrypto:
-    def __init__(self, public: PublicKeys, signing_seed: bytes, key_share: bytes | None) -> None:
+    def __init__(
+        self,
+        public: PublicKeys,
+        signing_seed: bytes,
+        key_share: bytes | None,
+        fast_share: bytes | None = None,
+    ) -> None:
         import thresh_sig
 
         self._ts = thresh_sig
@@ -75,6 +90,8 @@ class RealCrypto:
         self._client_keys = {c: VerifyKey(k) for c, k in public.clients.items()}
         self._group = thresh_sig.GroupKey.from_bytes(public.group)
         self._share = thresh_sig.KeyShare.from_bytes(key_share) if key_share else None
+        self._fast_group = thresh_sig.GroupKey.from_bytes(public.fast_group)
+        self._fast_share = thresh_sig.KeyShare.from_bytes(fast_share) if fast_share else None
 
     def sign(self, payload: bytes) -> bytes:
         return self._signing.sign(payload).signature
@@ -101,6 +118,10 @@ class RealCrypto:
     def sign_share(self, message: bytes) -> bytes:
         assert self._share is not None, "clients hold no key share"
         return bytes(self._ts.sign_share(self._share, message))
+
+    def sign_fast_share(self, message: bytes) -> bytes:
+        assert self._fast_share is not None, "clients hold no key share"
+        return bytes(self._ts.sign_share(self._fast_share, message))
 
     def _parse_share(self, replica: int, share: bytes) -> object | None:
         try:
@@ -137,12 +158,12 @@ class RealCrypto:
         except self._ts.ThresholdError:
             return False
 
-    def aggregate_all(self, shares: Mapping[int, bytes], message: bytes) -> bytes | None:
-        parsed = [self._parse_share(r, s) for r, s in shares.items()]
+    def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        parsed = [self._parse_share(r, s) for r, s in fast_shares.items()]
         if any(p is None for p in parsed):
             return None
         try:
-            aggregate = self._ts.aggregate_all(self._group, parsed)
+            aggregate = self._ts.aggregate_all(self._fast_group, parsed)
         except self._ts.ThresholdError:
             return None
         return bytes(aggregate)
@@ -150,7 +171,7 @@ class RealCrypto:
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
         try:
             sig = self._ts.Signature.from_bytes(aggregate)
-            return self._ts.verify_all(self._group, message, sig)
+            return self._ts.verify_all(self._fast_group, message, sig)
         except self._ts.ThresholdError:
             return False
 
@@ -191,6 +212,9 @@ class SimCrypto:
     def sign_share(self, message: bytes) -> bytes:
         return self._mac("share/" + self._me, message, CERT_SIZE)
 
+    def sign_fast_share(self, message: bytes) -> bytes:
+        return self._mac("fastshare/" + self._me, message, CERT_SIZE)
+
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
         return 1 <= replica <= self._n and hmac.compare_digest(
             self._mac(f"share/n{replica}", message, CERT_SIZE), share
@@ -205,11 +229,12 @@ class SimCrypto:
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
         return hmac.compare_digest(self._mac("group/t", message, CERT_SIZE), certificate)
 
-    def aggregate_all(self, shares: Mapping[int, bytes], message: bytes) -> bytes | None:
-        if set(shares) != set(range(1, self._n + 1)):
+    def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        if set(fast_shares) != set(range(1, self._n + 1)):
             return None
-        if any(not self.verify_share(r, message, s) for r, s in shares.items()):
-            return None
+        for r, s in fast_shares.items():
+            if not hmac.compare_digest(self._mac(f"fastshare/n{r}", message, CERT_SIZE), s):
+                return None
         return self._mac("group/n", message, CERT_SIZE)
 
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:

@@ -137,7 +137,7 @@ class ByzantineReplica:
         if "sign" not in self.kinds:
             return message
         changes: dict[str, bytes] = {}
-        for name in ("sig", "share", "certificate", "aggregate"):
+        for name in ("sig", "share", "fast_share", "certificate", "aggregate"):
             value = getattr(message, name, None)
             if isinstance(value, bytes):
                 changes[name] = _corrupt(value)

@@ -19,10 +19,12 @@ class Slot:
     status: SlotStatus = SlotStatus.NONE
     # Collector state for the current view.
     prepare_shares: dict[int, bytes] = field(default_factory=dict)
+    fast_shares: dict[int, bytes] = field(default_factory=dict)
     commit_shares: dict[int, bytes] = field(default_factory=dict)
     proposed_at_ms: float = 0.0
     quorum_at_ms: float | None = None
     fast_deadline_ms: float | None = None
+    fast_failed: bool = False  # collector: a fast share was invalid, so take the slow path
     certified: bool = False  # collector already sent this view's prepare certificate / fast commit
     commit_certified: bool = False
     # Evidence, kept across views until garbage-collected.
@@ -34,9 +36,9 @@ class Slot:
     def accept(self, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
         """Take the pre-prepare of a (new) view; view-local collector state starts afresh."""
         self.view, self.digest, self.batch = view, digest, batch
-        self.prepare_shares, self.commit_shares = {}, {}
+        self.prepare_shares, self.fast_shares, self.commit_shares = {}, {}, {}
         self.quorum_at_ms = self.fast_deadline_ms = None
-        self.certified = self.commit_certified = False
+        self.certified = self.commit_certified = self.fast_failed = False
         if self.committed is None:
             self.status = SlotStatus.PRE_PREPARED
 

@@ -125,13 +125,15 @@ class PrePrepare(Message):
 
 @dataclass(frozen=True)
 class PrepareShare(Message):
-    """A backup's threshold share over (prepare, v, s, d); doubles as its fast-path vote."""
+    """A backup's vote for (prepare, v, s, d): a share under the 2f+1 key for the slow path
+    and, when the fast path is on, a share under the n-of-n key (empty otherwise)."""
 
     TAG: ClassVar[int] = 4
     view: int
     seq: int
     digest: bytes
     share: bytes
+    fast_share: bytes
     replica: int
     sig: bytes = b""
 

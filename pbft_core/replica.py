@@ -382,14 +382,19 @@ class Replica:
             if not self.bank.is_executed(request.client, request.timestamp):
                 self.pending.setdefault(request.key, request)
             self.proposed.add(request.key)
-        share = self.crypto.sign_share(prepare_message(view, slot.seq, digest))
+        message = prepare_message(view, slot.seq, digest)
+        share = self.crypto.sign_share(message)
+        fast_share = self.crypto.sign_fast_share(message) if self.config.fast_path else b""
         if self.is_leader:
             slot.prepare_shares[self.id] = share
+            if fast_share:
+                slot.fast_shares[self.id] = fast_share
             self._certify_prepare(slot, allow_wait=True)
             return
         if self.exec_deadline_ms is None:
             self._restart_exec_timer()
-        self._send(self.leader, self._sign(PrepareShare(view, slot.seq, digest, share, self.id)))
+        vote = PrepareShare(view, slot.seq, digest, share, fast_share, self.id)
+        self._send(self.leader, self._sign(vote))
         early, slot.early = slot.early, []
         for message in early:
             self._handlers[type(message)](message)
@@ -478,6 +483,8 @@ class Replica:
         if slot is None or slot.certified or ps.replica in slot.prepare_shares:
             return
         slot.prepare_shares[ps.replica] = ps.share
+        if ps.fast_share:
+            slot.fast_shares[ps.replica] = ps.fast_share
         self._certify_prepare(slot, allow_wait=True)
 
     def _fast_path_wait_ms(self) -> float:
@@ -494,23 +501,26 @@ class Replica:
             return
         count = len(slot.prepare_shares)
         message = prepare_message(slot.view, slot.seq, slot.digest)
-        if self.config.fast_path and count == self.config.fast_quorum:
+        if self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum:
             if slot.quorum_at_ms is not None:
                 self._fast_waits_ms.append(self._now - slot.quorum_at_ms)
-            aggregate = self.crypto.aggregate_all(slot.prepare_shares, message)
+            aggregate = self.crypto.aggregate_all(slot.fast_shares, message)
             if aggregate is not None and self.certifier.aggregate(message, aggregate):
                 slot.certified = True
                 slot.fast_deadline_ms = None
                 self._broadcast(self._sign(FastCommit(slot.view, slot.seq, slot.digest, aggregate, self.id)))
                 self._committed(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate))
                 return
+            # Someone's fast share is bad: no fast path for this instance.
+            slot.fast_shares.clear()
+            slot.fast_failed = True
             self._discard_bad_shares(slot.prepare_shares, message)
             count = len(slot.prepare_shares)
         if count < self.config.quorum:
             return
         if slot.quorum_at_ms is None:
             slot.quorum_at_ms = self._now
-        if self.config.fast_path and allow_wait and count < self.config.fast_quorum:
+        if self.config.fast_path and allow_wait and count < self.config.fast_quorum and not slot.fast_failed:
             if slot.fast_deadline_ms is None:
                 slot.fast_deadline_ms = self._now + self._fast_path_wait_ms()
             return

@@ -31,7 +31,7 @@ SAMPLES = [
     Reply(2, "A", 7, 3, "ok", False, 0, (), b"r" * 64),
     Reply(2, "A", 7, 3, 14, True, 1, (b"h" * 32,), b"r" * 64),
     PrePrepare(1, 5, batch_digest(BATCH), BATCH, 1, b"p" * 64),
-    PrepareShare(1, 5, b"d" * 32, b"x" * 96, 4, b"q" * 64),
+    PrepareShare(1, 5, b"d" * 32, b"x" * 96, b"y" * 96, 4, b"q" * 64),
     ViewChange(
         3,
         CheckpointProof(10, b"h" * 32, b"c" * 96),
@@ -85,9 +85,9 @@ def test_oversized_messages_are_rejected_before_parsing():
 
 
 def test_signing_payloads_are_domain_separated_by_type_and_fields():
-    share = PrepareShare(1, 5, b"d" * 32, b"x" * 96, 4)
+    share = PrepareShare(1, 5, b"d" * 32, b"x" * 96, b"", 4)
     assert share.signing_payload().startswith(b"pbft/v1/PrepareShare/")
-    assert share.signing_payload() != PrepareShare(2, 5, b"d" * 32, b"x" * 96, 4).signing_payload()
+    assert share.signing_payload() != PrepareShare(2, 5, b"d" * 32, b"x" * 96, b"", 4).signing_payload()
     # The signature itself is never part of what is signed.
     assert share.signing_payload() == share.with_sig(b"\x01" * 64).signing_payload()
 
