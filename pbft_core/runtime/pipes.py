@@ -51,6 +51,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -182,6 +183,8 @@ def worker_main(
     verbose: bool,
 ) -> None:
     """Entry point of one replica process (spawned; every argument is bytes, str, int or a pipe)."""
+    # Ctrl-C reaches the whole process group; the driver alone decides how workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     to_driver = _LinkWriter(driver, "to-driver")
     try:
         _worker_loop(
