@@ -79,7 +79,7 @@ from ..ready import (
 )
 from ..replica import Replica
 from ..scenario import ScenarioSet
-from ..storage import ReplicaStore, replica_db_path
+from ..storage import ReplicaStore, replica_db_path, set_dir
 from .host import NodeHost, config_from_bytes, config_to_bytes
 
 K_MESSAGE = b"M"
@@ -393,7 +393,6 @@ class _Cluster:
     def __init__(self, on_event: EventCallback | None) -> None:
         self.workers: dict[int, _Worker] = {}
         self.on_event = on_event
-        self.stopping = False
         self.states: dict[int, dict[str, Any]] = {}
 
     def spawn(
@@ -526,7 +525,6 @@ class _Cluster:
 
     def stop(self, timeout_s: float) -> dict[int, dict[str, Any]]:
         """Stop every worker cleanly; returns their final states."""
-        self.stopping = True
         for worker in self.workers.values():
             if not worker.closed:
                 self.send_frame(worker.replica, K_STOP)
@@ -645,7 +643,6 @@ def run_set(
         return (time.monotonic() - epoch) * 1000.0
 
     def perform(name: str, ready: ClientReady, now: float) -> None:
-        nonlocal last_progress_ms, last_completion_ms
         encoded: dict[int, bytes] = {}
         for to, request in ready.to_replicas:
             if to in live:
@@ -768,7 +765,7 @@ def run_set(
         last_completion_ms=last_completion_ms,
         settled=settled,
         states=states,
-        set_dir=replica_db_path(run_dir, number, 1).parent,
+        set_dir=set_dir(run_dir, number),
     )
 
 
