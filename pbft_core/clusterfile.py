@@ -1,0 +1,253 @@
+"""The cluster file (``cluster.toml``) and the key directories `pbft keygen` writes.
+
+Theory of operation
+-------------------
+A deployment is described by one *public* file that every host and every client gets a copy
+of, and one *secret* file per node that only that node gets::
+
+    cluster/cluster.toml              public: f, protocol parameters, timers, every replica's
+                                      address and Ed25519 identity key, every client's identity
+                                      key, the BLS group keys
+    cluster/n3/secrets.key            n3's secrets (Ed25519 seed, BLS key share), mode 0600
+    cluster/clients/A/secrets.key     client A's secret (Ed25519 seed), mode 0600
+
+A secrets file is `keys.NodeSecrets` (msgpack; it also repeats the public keys it was dealt
+with). `load_secrets` refuses a secrets file whose public keys differ from the cluster file's,
+so a node started with a stale key directory fails at once with a clear message instead of
+being refused by every peer later.
+
+The TOML is the source of truth for addresses and parameters: an operator edits the hosts and
+ports (and may tune timers) after keygen, without touching any key. Keys are hex strings.
+Unknown keys in the file are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .config import ACCOUNTS, ClusterConfig, Timers, replica_name
+from .crypto import PublicKeys
+from .keys import ClusterKeys, NodeSecrets
+
+FILE_VERSION = 1
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_BASE_PORT = 5001
+SECRETS_FILE = "secrets.key"
+CLIENTS_DIR = "clients"
+
+
+class ClusterFileError(ValueError):
+    """A cluster file or key directory that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ClusterFileError(f"not a HOST:PORT address: {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+
+@dataclass(frozen=True)
+class ClusterFile:
+    """Everything public about a cluster."""
+
+    config: ClusterConfig
+    addresses: dict[int, Address]
+    public: PublicKeys
+    path: Path | None = None  # where it was loaded from (key directories are found next to it)
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent if self.path is not None else Path(".")
+
+    @property
+    def clients(self) -> list[str]:
+        return sorted(self.public.clients)
+
+    def secrets_path(self, name: str) -> Path:
+        """Default location of node `name`'s secrets ("n3" or a client name)."""
+        if _is_replica_name(name):
+            return self.directory / name / SECRETS_FILE
+        return self.directory / CLIENTS_DIR / name / SECRETS_FILE
+
+    # ---- TOML ------------------------------------------------------------------------------
+
+    def to_toml(self) -> str:
+        config = asdict(self.config)
+        timers = config.pop("timers")
+        doc: dict[str, Any] = {
+            "version": FILE_VERSION,
+            **config,
+            "timers": timers,
+            "threshold_keys": {k: v.hex() for k, v in _threshold_keys(self.public).items()},
+            "replicas": [
+                {
+                    "id": r,
+                    "host": self.addresses[r].host,
+                    "port": self.addresses[r].port,
+                    "identity_key": self.public.replicas[r].hex(),
+                }
+                for r in sorted(self.addresses)
+            ],
+            "clients": {c: self.public.clients[c].hex() for c in self.clients},
+        }
+        header = (
+            "# pbft cluster file: public, copy it to every replica host and every client.\n"
+            "# Edit hosts and ports (and timers) freely; keys must match the key directories.\n"
+        )
+        return header + tomli_w.dumps(doc)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_toml())
+
+    @classmethod
+    def load(cls, path: Path | str) -> ClusterFile:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ClusterFileError(f"{path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ClusterFileError(f"{path}: not valid TOML: {exc}") from None
+        try:
+            return cls._from_doc(raw, path)
+        except ClusterFileError as exc:
+            raise ClusterFileError(f"{path}: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClusterFileError(f"{path}: malformed cluster file: {exc!r}") from None
+
+    @classmethod
+    def _from_doc(cls, raw: dict[str, Any], path: Path) -> ClusterFile:
+        raw = dict(raw)
+        version = raw.pop("version", None)
+        if version != FILE_VERSION:
+            raise ClusterFileError(f"unsupported cluster file version {version!r}")
+        threshold_raw = raw.pop("threshold_keys")
+        _no_unknown(threshold_raw, set(_THRESHOLD_KEY_FIELDS), "[threshold_keys]")
+        threshold = {k: _hex(threshold_raw[k], f"threshold_keys.{k}") for k in _THRESHOLD_KEY_FIELDS}
+        timers_raw = raw.pop("timers", {})
+        _no_unknown(timers_raw, {f.name for f in fields(Timers)}, "[timers]")
+        timers = Timers(**timers_raw)
+        replicas_raw = raw.pop("replicas")
+        clients_raw = raw.pop("clients", {})
+        _no_unknown(raw, {f.name for f in fields(ClusterConfig)} - {"timers"}, "the top level")
+        config = ClusterConfig(timers=timers, **raw)
+        addresses: dict[int, Address] = {}
+        identities: dict[int, bytes] = {}
+        for entry in replicas_raw:
+            _no_unknown(entry, {"id", "host", "port", "identity_key"}, "[[replicas]]")
+            r = int(entry["id"])
+            if r in addresses:
+                raise ClusterFileError(f"replica {r} listed twice")
+            addresses[r] = Address(str(entry["host"]), int(entry["port"]))
+            identities[r] = _hex(entry["identity_key"], f"replica {r} identity_key")
+        if sorted(addresses) != list(config.replica_ids):
+            raise ClusterFileError(
+                f"f = {config.f} needs replicas 1..{config.n}, the file lists {sorted(addresses)}"
+            )
+        clients = {str(c): _hex(k, f"client {c}") for c, k in clients_raw.items()}
+        public = PublicKeys(replicas=identities, clients=clients, **threshold)
+        return cls(config, addresses, public, path)
+
+    # ---- secrets ---------------------------------------------------------------------------
+
+    def load_secrets(self, name: str, path: Path | None = None) -> NodeSecrets:
+        """`name`'s secrets, checked against this cluster's public keys."""
+        path = path if path is not None else self.secrets_path(name)
+        try:
+            secrets = NodeSecrets.load(path)
+        except OSError as exc:
+            raise ClusterFileError(f"{path}: {exc.strerror or exc}") from None
+        except Exception as exc:  # a file that is not a secrets file
+            raise ClusterFileError(f"{path}: not a pbft secrets file ({exc})") from None
+        if secrets.name != name:
+            raise ClusterFileError(f"{path}: holds the secrets of {secrets.name}, not {name}")
+        if secrets.public != self.public:
+            raise ClusterFileError(
+                f"{path}: these keys were dealt for another cluster than {self.path} "
+                "(run keygen once and copy its key directories)"
+            )
+        return secrets
+
+
+# Public keys other than the identities: the BLS group keys (2f+1-of-n, and n-of-n for the fast
+# path). Taken from `PublicKeys` itself, so a new certificate key is written without edits here.
+_THRESHOLD_KEY_FIELDS = tuple(f.name for f in fields(PublicKeys) if f.name not in ("replicas", "clients"))
+
+
+def _threshold_keys(public: PublicKeys) -> dict[str, bytes]:
+    return {name: getattr(public, name) for name in _THRESHOLD_KEY_FIELDS}
+
+
+def _is_replica_name(name: str) -> bool:
+    return len(name) > 1 and name[0] == "n" and name[1:].isdigit()
+
+
+def _hex(value: Any, what: str) -> bytes:
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError:
+        raise ClusterFileError(f"{what}: not a hex string") from None
+
+
+def _no_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ClusterFileError(f"unknown key(s) {', '.join(unknown)} in {where}")
+
+
+def default_clients(extra: int = 0) -> list[str]:
+    """The ten account holders A–J, plus ``c0..c{extra-1}`` (benchmark clients)."""
+    return [*ACCOUNTS, *(f"c{i}" for i in range(extra))]
+
+
+def keygen(
+    out_dir: Path,
+    config: ClusterConfig,
+    *,
+    clients: list[str],
+    addresses: dict[int, Address] | None = None,
+    seed: bytes | None = None,
+    force: bool = False,
+) -> ClusterFile:
+    """Deal a cluster's keys and write ``cluster.toml`` plus one key directory per node.
+
+    Refuses to overwrite an existing cluster file unless `force`: re-dealing keys under a
+    running cluster would lock every node out of every other.
+    """
+    cluster_path = out_dir / "cluster.toml"
+    if cluster_path.exists() and not force:
+        raise ClusterFileError(f"{cluster_path} exists (pass --force to deal new keys)")
+    names = [c for c in clients if c]
+    if len(set(names)) != len(names) or any(_is_replica_name(c) for c in names):
+        raise ClusterFileError("client names must be distinct and not look like replica names")
+    if addresses is None:
+        addresses = {
+            r: Address(DEFAULT_HOST, DEFAULT_BASE_PORT + r - 1) for r in config.replica_ids
+        }
+    keys = ClusterKeys.generate(config, names, seed)
+    cluster = ClusterFile(config, dict(addresses), keys.public, cluster_path)
+    for r, secrets in keys.replica_secrets.items():
+        secrets.save(cluster.secrets_path(replica_name(r)))
+    for c, secrets in keys.client_secrets.items():
+        secrets.save(cluster.secrets_path(c))
+    # Directories holding secrets are private too (the files already are, 0600).
+    for name in [*(replica_name(r) for r in config.replica_ids), *names]:
+        cluster.secrets_path(name).parent.chmod(0o700)
+    cluster.save(cluster_path)
+    return cluster

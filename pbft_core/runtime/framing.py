@@ -1,0 +1,400 @@
+"""TCP framing, the authenticated handshake, and the encrypted session that follows it.
+
+Theory of operation
+-------------------
+**Frames.** A TCP stream carries frames: a 4-byte big-endian length, then that many bytes.
+The length is checked *before* anything is read or buffered: a frame above the limit (a few
+MiB during the handshake, the codec's `MESSAGE_SIZE_MAX` plus session overhead afterwards)
+closes the connection. A reader that has seen a frame's header must receive its body within a
+deadline, so a slow-loris peer cannot pin a connection (and its buffer) forever; the whole
+handshake has a deadline too. Idle time *between* frames of an authenticated peer is fine.
+
+**Handshake** (three frames; the acceptor is the listening replica, the dialer is a replica
+or a client process)::
+
+    acceptor → dialer   HELLO   [proto, "hello", acceptor id, nonce_a, eph_a]
+    dialer → acceptor   AUTH    [proto, "auth", role, names, nonce_d, eph_d, sigs]
+    acceptor → dialer   ACCEPT  [proto, "accept", sig_a]      (or [proto, "refused", why])
+
+``role`` is ``"replica"`` (exactly one name, ``"n<j>"``, j ≠ the acceptor) or ``"client"``
+(one or more client names: a client pool proves every identity it speaks for on one
+connection). ``eph_*`` are fresh X25519 keys, ``nonce_*`` 32 random bytes. Both sides sign
+the same transcript hash T over (proto, acceptor id, nonce_a, eph_a, role, names, nonce_d,
+eph_d), each with a role-specific domain tag: every dialer identity signs
+``pbft-tcp/1/dialer/`` + T with its Ed25519 identity key, the acceptor signs
+``pbft-tcp/1/acceptor/`` + T with its own. Verification uses only the public keys of the
+cluster file. So a peer that claims another replica's identity cannot produce the signature;
+a recorded handshake cannot be replayed (the other side's nonce and ephemeral key are fresh);
+a dialer checks that it reached the replica it dialed, not whoever answers at that address.
+
+**Session.** Both sides derive two keys (one per direction) from the X25519 shared secret and
+T. Every later frame is ``SecretBox(key).encrypt(payload, nonce = frame counter)`` without the
+nonce on the wire: the receiver expects counter 0, 1, 2, ... So a frame that was altered,
+injected, reordered or replayed fails to open; the receiver drops it, counts it and closes the
+connection (a TCP stream that lost sync cannot be trusted again; the peer reconnects).
+Protocol messages inside stay signed end to end as before; the session adds confidentiality
+and makes a hijacked or replayed stream useless.
+
+A session payload starts with a kind byte: ``M`` a protocol message (wire codec), ``Q`` a
+status query (clients only), ``S`` a status answer (msgpack map).
+
+Everything here is sans-I/O except `read_frame`, which reads one frame from an asyncio
+`StreamReader` with the size limit and the body deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from nacl.bindings import crypto_scalarmult
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.public import PrivateKey
+from nacl.secret import SecretBox
+from nacl.signing import SigningKey, VerifyKey
+
+from ..messages import MESSAGE_SIZE_MAX
+
+PROTOCOL = "pbft-tcp/1"
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size
+SEAL_OVERHEAD = SecretBox.MACBYTES
+# Payload kind byte + the MAC on top of the largest protocol message.
+FRAME_SIZE_MAX = MESSAGE_SIZE_MAX + 1 + SEAL_OVERHEAD
+# An AUTH frame of a client pool carries one name and one signature per identity.
+HANDSHAKE_FRAME_MAX = 4 * 1024 * 1024
+CLIENT_IDENTITIES_MAX = 16_384
+NAME_CHARS_MAX = 64
+REASON_CHARS_MAX = 200
+NONCE_SIZE = 32
+KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+
+KIND_MESSAGE = b"M"
+KIND_QUERY = b"Q"
+KIND_STATE = b"S"
+
+ROLE_REPLICA = "replica"
+ROLE_CLIENT = "client"
+
+
+class FrameError(Exception):
+    """The peer broke the framing or the session; `reason` is a short metric name."""
+
+    reason = "frame.error"
+
+
+class FrameTooLarge(FrameError):
+    reason = "frame.oversized"
+
+
+class FrameTimeout(FrameError):
+    reason = "frame.timeout"
+
+
+class SessionError(FrameError):
+    """A frame that does not open under the session key: altered, injected or replayed."""
+
+    reason = "frame.bad_auth"
+
+
+class HandshakeError(FrameError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+# ---- frames --------------------------------------------------------------------------------
+
+
+def frame(body: bytes) -> bytes:
+    """Length-prefix `body` (the caller checks sizes against the peer's limits)."""
+    return HEADER.pack(len(body)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader, size_max: int, body_timeout_s: float) -> bytes:
+    """Read one frame. Raises `FrameTooLarge` (before reading the body), `FrameTimeout` (the body
+    did not arrive in time), or `asyncio.IncompleteReadError` (the peer closed)."""
+    header = await reader.readexactly(HEADER_SIZE)
+    (size,) = HEADER.unpack(header)
+    if size > size_max:
+        raise FrameTooLarge(f"frame of {size} bytes (limit {size_max})")
+    try:
+        async with asyncio.timeout(body_timeout_s):
+            return await reader.readexactly(size)
+    except TimeoutError:
+        raise FrameTimeout(f"frame body of {size} bytes not received in {body_timeout_s} s") from None
+
+
+# ---- session -------------------------------------------------------------------------------
+
+
+class Session:
+    """Authenticated encryption of the frames of one connection, one key per direction."""
+
+    def __init__(self, send_key: bytes, receive_key: bytes) -> None:
+        self._send = SecretBox(send_key)
+        self._receive = SecretBox(receive_key)
+        self.sent = 0
+        self.received = 0
+
+    @staticmethod
+    def _nonce(counter: int) -> bytes:
+        return counter.to_bytes(SecretBox.NONCE_SIZE, "big")
+
+    def seal(self, payload: bytes) -> bytes:
+        sealed = self._send.encrypt(payload, self._nonce(self.sent)).ciphertext
+        self.sent += 1
+        return sealed
+
+    def open(self, body: bytes) -> bytes:
+        try:
+            payload = self._receive.decrypt(body, self._nonce(self.received))
+        except CryptoError:
+            raise SessionError(f"frame {self.received} does not authenticate") from None
+        self.received += 1
+        return payload
+
+
+# ---- handshake -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerIdentity:
+    """Who the other end proved to be."""
+
+    role: str  # ROLE_REPLICA | ROLE_CLIENT
+    names: tuple[str, ...]  # ("n3",) for a replica; client names for a client connection
+
+    @property
+    def replica(self) -> int | None:
+        return int(self.names[0][1:]) if self.role == ROLE_REPLICA else None
+
+    @property
+    def label(self) -> str:
+        if len(self.names) == 1:
+            return self.names[0]
+        return f"{self.names[0]}+{len(self.names) - 1}"
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes, what: str) -> list[Any]:
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            max_map_len=0,
+            max_ext_len=0,
+            max_array_len=CLIENT_IDENTITIES_MAX,
+            max_bin_len=KEY_SIZE * 2,
+            max_str_len=REASON_CHARS_MAX,
+        )
+    except Exception as exc:  # msgpack raises many unrelated types on garbage
+        raise HandshakeError("handshake.garbage", f"{what}: not msgpack ({type(exc).__name__})") from None
+    if not isinstance(obj, list) or len(obj) < 2 or obj[0] != PROTOCOL:
+        raise HandshakeError("handshake.garbage", f"{what}: not a {PROTOCOL} frame")
+    return obj
+
+
+def _bytes_of(value: Any, size: int, what: str) -> bytes:
+    if type(value) is not bytes or len(value) != size:
+        raise HandshakeError("handshake.garbage", f"{what}: expected {size} bytes")
+    return value
+
+
+def _transcript(
+    acceptor: int,
+    nonce_a: bytes,
+    eph_a: bytes,
+    role: str,
+    names: Iterable[str],
+    nonce_d: bytes,
+    eph_d: bytes,
+) -> bytes:
+    body = _pack([PROTOCOL, acceptor, nonce_a, eph_a, role, list(names), nonce_d, eph_d])
+    return hashlib.blake2b(body, digest_size=32, person=b"pbft-tcp-hs").digest()
+
+
+def _dialer_payload(transcript: bytes) -> bytes:
+    return f"{PROTOCOL}/dialer/".encode() + transcript
+
+
+def _acceptor_payload(transcript: bytes) -> bytes:
+    return f"{PROTOCOL}/acceptor/".encode() + transcript
+
+
+def _session_keys(private: PrivateKey, peer_public: bytes, transcript: bytes) -> tuple[bytes, bytes]:
+    """(dialer→acceptor key, acceptor→dialer key)."""
+    try:
+        shared = crypto_scalarmult(bytes(private), peer_public)
+    except Exception:  # libsodium refuses low-order points (an all-zero secret)
+        raise HandshakeError("handshake.bad_key", "degenerate ephemeral key") from None
+    to_acceptor = hashlib.blake2b(shared + transcript, digest_size=32, person=b"pbft-tcp-d2a").digest()
+    to_dialer = hashlib.blake2b(shared + transcript, digest_size=32, person=b"pbft-tcp-a2d").digest()
+    return to_acceptor, to_dialer
+
+
+def _verify(key: VerifyKey | None, payload: bytes, sig: bytes) -> bool:
+    if key is None:
+        return False
+    try:
+        key.verify(payload, sig)
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+class Acceptor:
+    """The listening replica's side of one handshake (sans-I/O)."""
+
+    def __init__(
+        self,
+        replica_id: int,
+        signing_seed: bytes,
+        replica_keys: Mapping[int, bytes],
+        client_keys: Mapping[str, bytes],
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        verify_keys: dict[str, VerifyKey] | None = None,
+    ) -> None:
+        self.replica_id = replica_id
+        self._signing = SigningKey(signing_seed)
+        self._replica_keys = replica_keys
+        self._client_keys = client_keys
+        # Parsed verify keys by name, shared across handshakes (a pool proves many identities).
+        self._verify_keys = verify_keys if verify_keys is not None else {}
+        self._nonce = random_bytes(NONCE_SIZE)
+        self._ephemeral = PrivateKey.generate()
+        self._eph_public = bytes(self._ephemeral.public_key)
+
+    def hello(self) -> bytes:
+        return _pack([PROTOCOL, "hello", self.replica_id, self._nonce, self._eph_public])
+
+    def _verify_key(self, name: str, raw: bytes | None) -> VerifyKey | None:
+        key = self._verify_keys.get(name)
+        if key is None and raw is not None:
+            key = self._verify_keys[name] = VerifyKey(raw)
+        return key
+
+    def on_auth(self, data: bytes) -> tuple[bytes, PeerIdentity, Session]:
+        """Check the dialer's AUTH; returns (the ACCEPT frame body, who it is, the session).
+        Raises `HandshakeError` (send `refusal(exc)` before closing, if you like)."""
+        obj = _unpack(data, "auth")
+        if len(obj) != 7 or obj[1] != "auth":
+            raise HandshakeError("handshake.garbage", "auth: wrong shape")
+        _, _, role, names, nonce_d, eph_d, sigs = obj
+        nonce_d = _bytes_of(nonce_d, NONCE_SIZE, "auth nonce")
+        eph_d = _bytes_of(eph_d, KEY_SIZE, "auth ephemeral key")
+        if (
+            not isinstance(names, list)
+            or not isinstance(sigs, list)
+            or not names
+            or len(names) != len(sigs)
+            or not all(type(n) is str and 0 < len(n) <= NAME_CHARS_MAX for n in names)
+            or len(set(names)) != len(names)
+        ):
+            raise HandshakeError("handshake.garbage", "auth: names and signatures do not match up")
+        if role == ROLE_REPLICA:
+            name = names[0] if len(names) == 1 else ""
+            replica = int(name[1:]) if name[:1] == "n" and name[1:].isdigit() else None
+            if replica is None or replica not in self._replica_keys or replica == self.replica_id:
+                raise HandshakeError("handshake.unknown_identity", f"no replica {names!r} to be")
+            raw_keys: list[bytes | None] = [self._replica_keys[replica]]
+        elif role == ROLE_CLIENT:
+            raw_keys = [self._client_keys.get(n) for n in names]
+            if any(k is None for k in raw_keys):
+                raise HandshakeError("handshake.unknown_identity", "unknown client identity")
+        else:
+            raise HandshakeError("handshake.garbage", f"auth: unknown role {role!r}")
+        transcript = _transcript(
+            self.replica_id, self._nonce, self._eph_public, role, names, nonce_d, eph_d
+        )
+        payload = _dialer_payload(transcript)
+        for name, raw, sig in zip(names, raw_keys, sigs, strict=True):
+            sig = _bytes_of(sig, SIGNATURE_SIZE, "auth signature")
+            if not _verify(self._verify_key(f"{role}/{name}", raw), payload, sig):
+                raise HandshakeError("handshake.bad_identity", f"{role} {name}: signature does not verify")
+        to_acceptor, to_dialer = _session_keys(self._ephemeral, eph_d, transcript)
+        accept = _pack(
+            [PROTOCOL, "accept", self._signing.sign(_acceptor_payload(transcript)).signature]
+        )
+        return accept, PeerIdentity(role, tuple(names)), Session(to_dialer, to_acceptor)
+
+    @staticmethod
+    def refusal(error: HandshakeError) -> bytes:
+        return _pack([PROTOCOL, "refused", str(error)[:REASON_CHARS_MAX]])
+
+
+class Dialer:
+    """A connecting replica's or client's side of one handshake (sans-I/O)."""
+
+    def __init__(
+        self,
+        role: str,
+        identities: Mapping[str, bytes],
+        expected_replica: int,
+        replica_key: bytes,
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        signing_keys: Mapping[str, SigningKey] | None = None,
+    ) -> None:
+        """`identities` maps each name this connection speaks for to its Ed25519 seed;
+        `replica_key` is the identity key of `expected_replica`, the replica being dialed."""
+        assert role in (ROLE_REPLICA, ROLE_CLIENT) and identities
+        self.role = role
+        self.names = sorted(identities)
+        self._signing = signing_keys or {n: SigningKey(s) for n, s in identities.items()}
+        self.expected_replica = expected_replica
+        self._replica_key = VerifyKey(replica_key)
+        self._nonce = random_bytes(NONCE_SIZE)
+        self._ephemeral = PrivateKey.generate()
+        self._eph_public = bytes(self._ephemeral.public_key)
+        self._transcript: bytes | None = None
+        self._keys: tuple[bytes, bytes] | None = None
+
+    def on_hello(self, data: bytes) -> bytes:
+        """Check the acceptor's HELLO; returns the AUTH frame body."""
+        obj = _unpack(data, "hello")
+        if len(obj) != 5 or obj[1] != "hello" or type(obj[2]) is not int:
+            raise HandshakeError("handshake.garbage", "hello: wrong shape")
+        acceptor = obj[2]
+        if acceptor != self.expected_replica:
+            raise HandshakeError(
+                "handshake.wrong_replica",
+                f"dialed n{self.expected_replica} but n{acceptor} answered",
+            )
+        nonce_a = _bytes_of(obj[3], NONCE_SIZE, "hello nonce")
+        eph_a = _bytes_of(obj[4], KEY_SIZE, "hello ephemeral key")
+        transcript = _transcript(
+            acceptor, nonce_a, eph_a, self.role, self.names, self._nonce, self._eph_public
+        )
+        self._transcript = transcript
+        self._keys = _session_keys(self._ephemeral, eph_a, transcript)
+        payload = _dialer_payload(transcript)
+        sigs = [self._signing[n].sign(payload).signature for n in self.names]
+        return _pack([PROTOCOL, "auth", self.role, self.names, self._nonce, self._eph_public, sigs])
+
+    def on_accept(self, data: bytes) -> Session:
+        """Check the acceptor's ACCEPT (its signature over the transcript); returns the session."""
+        assert self._transcript is not None and self._keys is not None, "on_hello first"
+        obj = _unpack(data, "accept")
+        if obj[1] == "refused" and len(obj) == 3:
+            raise HandshakeError("handshake.refused", f"refused by n{self.expected_replica}: {obj[2]}")
+        if len(obj) != 3 or obj[1] != "accept":
+            raise HandshakeError("handshake.garbage", "accept: wrong shape")
+        sig = _bytes_of(obj[2], SIGNATURE_SIZE, "accept signature")
+        if not _verify(self._replica_key, _acceptor_payload(self._transcript), sig):
+            raise HandshakeError(
+                "handshake.bad_identity", f"n{self.expected_replica} did not prove its identity"
+            )
+        to_acceptor, to_dialer = self._keys
+        return Session(to_acceptor, to_dialer)
