@@ -376,5 +376,11 @@ def bench() -> None:
     """Benchmarks (sig: the thresh_sig package)."""
 
 
+# keygen / node / client (TCP deployment) live in their own module; it imports only Click.
+from .tcp_commands import register as _register_tcp_commands  # noqa: E402
+
+_register_tcp_commands(main)
+
+
 if __name__ == "__main__":
     main()
