@@ -80,6 +80,7 @@ from .viewchange import check_view_change, select_checkpoint, select_proposals
 RequestKey = tuple[str, int]
 VERIFIED_REQUESTS_MAX = 100_000
 CATCH_UP_ENTRIES_MAX = 128
+EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
 FAST_PATH_HISTORY = 32
 
 
@@ -120,6 +121,7 @@ class Replica:
         self.peer_progress: dict[int, int] = {}
         self.next_status_ms: float | None = None
         self._executed_at_last_status = 0
+        self._fetch_rounds = 0
         self._fast_waits_ms: deque[float] = deque(maxlen=FAST_PATH_HISTORY)
 
         self._now = 0.0
@@ -356,6 +358,9 @@ class Replica:
         if not self.stable_seq < pp.seq <= self.high_watermark:
             self._drop(pp, "outside watermarks")
             return
+        if not 0 < len(pp.batch) <= self.config.batch_size_max:
+            self._drop(pp, "batch size")
+            return
         if pp.digest != batch_digest(pp.batch):
             self._drop(pp, "digest mismatch")
             return
@@ -402,10 +407,10 @@ class Replica:
     def _matching_slot(self, message: Message, view: int, seq: int, digest: bytes) -> Slot | None:
         """The slot a certificate speaks of, if we accepted that pre-prepare; else keep it."""
         slot = self.slots.get(seq)
-        if seq <= self.stable_seq:
+        if not self.stable_seq < seq <= self.high_watermark:
             return None
         if slot is None or slot.view != view:
-            if view == self.view and len(self._slot(seq).early) < 4:
+            if view == self.view and len(self._slot(seq).early) < EARLY_MESSAGES_MAX:
                 self._slot(seq).early.append(message)
             return None
         if slot.digest != digest:
@@ -619,9 +624,10 @@ class Replica:
         self._vote_checkpoint(cp.seq, cp.state_digest, cp.replica, cp.share)
 
     def _vote_checkpoint(self, seq: int, state_digest: bytes, replica: int, share: bytes) -> None:
-        votes = self.checkpoint_votes.setdefault(seq, {}).setdefault(state_digest, {})
-        if replica in votes:
-            return
+        by_digest = self.checkpoint_votes.setdefault(seq, {})
+        if any(replica in votes for votes in by_digest.values()):
+            return  # one vote per replica per seq, so a liar cannot grow this table
+        votes = by_digest.setdefault(state_digest, {})
         votes[replica] = share
         if len(votes) < self.config.quorum:
             return
@@ -654,9 +660,12 @@ class Replica:
         self.next_status_ms = self._now + self.config.timers.status_interval_ms
         stuck = self.last_executed == self._executed_at_last_status
         self._executed_at_last_status = self.last_executed
-        ahead = [r for r, seq in self.peer_progress.items() if seq > self.last_executed]
+        ahead = sorted(r for r, seq in self.peer_progress.items() if seq > self.last_executed)
         if stuck and ahead:
-            self._fetch_from(max(ahead, key=lambda r: self.peer_progress[r]))
+            # Rotate through the peers that claim to be ahead: one that lies about its progress
+            # wastes a fetch now and then, but cannot keep this replica from catching up.
+            self._fetch_rounds += 1
+            self._fetch_from(ahead[self._fetch_rounds % len(ahead)])
         self._broadcast(self._sign(Status(self.view, self.last_executed, self.stable_seq, self.id)))
 
     def _fetch_from(self, replica: int) -> None:

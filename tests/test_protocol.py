@@ -179,3 +179,47 @@ def test_a_partitioned_replica_rejoins_by_state_transfer_of_a_certified_snapshot
     assert all(r.outcome == Outcome.COMMITTED for r in results)
     assert sim.replica(6).metrics["catch_up.snapshots"] >= 1
     assert_honest_live_agree(sim)
+
+
+def test_a_peer_lying_about_its_progress_cannot_keep_a_lagging_replica_from_catching_up():
+    from dataclasses import replace
+
+    from pbft_core.messages import CatchUp, Status
+
+    sim = Simulation(seed=14)
+    liar = sim.nodes[7].replica
+    honest_tick, honest_step = liar.tick, liar.step
+
+    def lie(ready):
+        """Claim to be far ahead, and never answer a fetch."""
+        out = []
+        for to, m in ready.to_replicas:
+            if isinstance(m, CatchUp):
+                continue
+            if isinstance(m, Status):
+                m = replace(m, last_executed=10**6, sig=b"")
+                m = m.with_sig(liar.crypto.sign(m.signing_payload()))
+            out.append((to, m))
+        ready.to_replicas = out
+        return ready
+
+    liar.tick = lambda now: lie(honest_tick(now))
+    liar.step = lambda message, now: lie(honest_step(message, now))
+    sim.nodes[7].honest = False
+    sim.blocked |= {("n1", "n6")}  # the leader's messages never reach n6
+    results = sim.run_transactions(SET_1, settle_ms=1_500)
+    assert outcomes(results) == ["committed"] * 5
+    assert sim.replica(6).last_executed == sim.replica(2).last_executed
+    assert_honest_live_agree(sim)
+
+
+def test_a_replica_votes_once_per_checkpoint_so_a_liar_cannot_flood_the_vote_table():
+    from pbft_core.messages import Checkpoint
+
+    sim = Simulation(seed=15)
+    target = sim.replica(3)
+    crypto = sim.replica(5).crypto
+    for i in range(50):
+        cp = Checkpoint(10, bytes([i]) * 32, b"s" * 96, 5)
+        target.step(cp.with_sig(crypto.sign(cp.signing_payload())), 0.0)
+    assert sum(len(v) for v in target.checkpoint_votes[10].values()) == 1
