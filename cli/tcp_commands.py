@@ -137,6 +137,13 @@ def keygen(
 @click.option("--listen", default=None, help="HOST:PORT to bind (default: this replica's address in the cluster file).")
 @click.option("--attack", "attacks_text", default=None, hidden=True, help='Byzantine behaviour for experiments, e.g. "crash" or "time; dark(n6)".')
 @click.option("--meta", "meta_json", default=None, hidden=True, help="JSON object stored in the inspection database's meta table.")
+@click.option(
+    "--durability",
+    type=click.Choice(["power", "process"]),
+    default="power",
+    show_default=True,
+    help="power: fsync the write-ahead log at every commit (survives a power cut); process: survives kill -9 and crashes of the process only, much faster on slow disks.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and protocol events (logfmt lines on stderr).")
 def node(
     replica_id: int,
@@ -146,6 +153,7 @@ def node(
     listen: str | None,
     attacks_text: str | None,
     meta_json: str | None,
+    durability: str,
     verbose: bool,
 ) -> None:
     """Serve one replica over TCP until SIGTERM (recovers from its data directory after a crash)."""
@@ -170,7 +178,8 @@ def node(
     meta = json.loads(meta_json) if meta_json else {}
     log = NodeLog(f"n{replica_id}", verbose=verbose)
     replica = ReplicaNode(
-        cluster, replica_id, secrets, data_dir, listen=address, attacks=attacks, meta=meta, log=log
+        cluster, replica_id, secrets, data_dir, listen=address, attacks=attacks, meta=meta, log=log,
+        durability=durability,
     )
     try:
         run_node(replica)

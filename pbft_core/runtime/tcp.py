@@ -107,9 +107,16 @@ CLIENT_CONNECTIONS_MAX = 1024
 # the others (or the pump) of attention.
 FRAMES_PER_YIELD = 32
 STATUS_TIMEOUT_S = 5.0
+# What a commit of the write-ahead log survives: "power" fsyncs every commit (SQLite
+# synchronous=FULL), "process" only survives the process dying (synchronous=NORMAL).
+DURABILITY_POWER = "power"
+DURABILITY_PROCESS = "process"
+DURABILITY_MODES = (DURABILITY_POWER, DURABILITY_PROCESS)
 STOP_TIMEOUT_S = 5.0
 
-Sender = Callable[[bytes], None]
+# At most one warning line per (event, reason) per interval; the rest are counted.
+WARNING_INTERVAL_S = 1.0
+WARNING_KEYS_MAX = 1024
 
 
 def _pack(obj: Any) -> bytes:
@@ -129,6 +136,9 @@ class NodeLog:
         self.node = node
         self.verbose = verbose
         self.stream = stream if stream is not None else sys.stderr
+        # Warnings are rate-limited per (event, reason): a flood of bad connections must not
+        # turn into a flood of log lines. Key -> (last written, lines suppressed since).
+        self._recent: dict[tuple[str, object], tuple[float, int]] = {}
 
     @staticmethod
     def _value(value: object) -> str:
@@ -153,6 +163,17 @@ class NodeLog:
         self._write("info", event, fields)
 
     def warning(self, event: str, **fields: object) -> None:
+        key = (event, fields.get("reason"))
+        now = time.monotonic()
+        last, suppressed = self._recent.get(key, (-WARNING_INTERVAL_S, 0))
+        if now - last < WARNING_INTERVAL_S:
+            self._recent[key] = (last, suppressed + 1)
+            return
+        if len(self._recent) > WARNING_KEYS_MAX:
+            self._recent.clear()
+        self._recent[key] = (now, 0)
+        if suppressed:
+            fields = {**fields, "suppressed": suppressed}
         self._write("warning", event, fields)
 
 
@@ -394,8 +415,10 @@ class ReplicaNode:
         attacks: tuple[Attack, ...] = (),
         meta: Mapping[str, Any] | None = None,
         log: NodeLog | None = None,
+        durability: str = DURABILITY_POWER,
     ) -> None:
         assert replica_id in cluster.config.replica_ids
+        assert durability in DURABILITY_MODES
         self.cluster = cluster
         self.config = cluster.config
         self.id = replica_id
@@ -404,6 +427,7 @@ class ReplicaNode:
         self.data_dir = data_dir
         self.listen = listen or cluster.addresses[replica_id]
         self.attacks = attacks
+        self.durability = durability
         self.meta = dict(meta or {})
         self.log = log or NodeLog(self.name, verbose=False)
         self.counters: Counter[str] = Counter()
@@ -420,6 +444,7 @@ class ReplicaNode:
         self._stop: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._handlers: set[asyncio.Task[Any]] = set()  # one per inbound connection
         self._lock_fd: int | None = None
         self._verify_keys: dict[str, VerifyKey] = {}
         self._signing_key = SigningKey(secrets.signing_seed)
@@ -443,6 +468,10 @@ class ReplicaNode:
             self._lock_fd = None
             raise NodeStartError(f"{lock_path} is locked: is {self.name} already running here?") from None
         self.durable = DurableLog(durable_path)
+        if self.durability == DURABILITY_PROCESS:
+            # WAL + synchronous=NORMAL: a commit survives the process dying (kill -9, OOM,
+            # a bug), not the machine losing power; no fsync per commit.
+            self.durable.db.execute("PRAGMA synchronous=NORMAL")
         events = self.durable.load()
         crypto = self.secrets.crypto()
         if events:
@@ -460,6 +489,7 @@ class ReplicaNode:
             live=True,
             attacks=[str(a) for a in self.attacks],
             transport="tcp",
+            durability=self.durability,
             config=json.loads(json.dumps(self.config, default=lambda o: o.__dict__)),
             **self.meta,
         )
@@ -539,6 +569,10 @@ class ReplicaNode:
             await link.close()
         for connection in [*self.inbound.values(), *self.client_connections]:
             connection.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         state: dict[str, Any] = {}
         if self.host is not None:
             # What was decided is already durable; messages still queued are simply not sent.
@@ -613,6 +647,20 @@ class ReplicaNode:
     # ---- inbound connections ---------------------------------------------------------------
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._accept(reader, writer)
+        except asyncio.CancelledError:
+            # Shutdown cancels connection handlers; ending quietly here keeps asyncio's stream
+            # machinery from logging every cancelled connection as an error.
+            with contextlib.suppress(Exception):
+                writer.close()
+        finally:
+            self._handlers.discard(task)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_address = writer.get_extra_info("peername")
         if self._handshaking >= PENDING_HANDSHAKES_MAX:
             self.counters["conn.refused_busy"] += 1
@@ -769,7 +817,12 @@ def run_node(node: ReplicaNode) -> dict[str, Any]:
             loop.add_signal_handler(sig, node.request_stop)
         return await node.serve()
 
-    return asyncio.run(main())
+    state = asyncio.run(main())
+    # The final state is written; a second signal during interpreter teardown (closing the
+    # loop restored the default handlers) must not turn a clean exit into "killed by SIGTERM".
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    return state
 
 
 # ---- the client pool -------------------------------------------------------------------------
