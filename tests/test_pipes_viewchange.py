@@ -58,9 +58,12 @@ def test_the_replica_kept_in_the_dark_in_set_6_ends_with_the_others_balances(rep
     assert replicas["n6"]["last_executed"] == replicas["n2"]["last_executed"]
 
 
-def test_the_equivocating_leader_s_gap_holds_a_no_op_and_each_request_ran_once(report):
+def test_after_the_equivocating_leader_each_transfer_ran_exactly_once(report):
+    """Whether seq 1 became a no-op depends on which 2f+1 view changes the new leader used
+    (f+1 reports of the batch at seq 1 carry it over); the deterministic simulator test pins
+    the no-op case. Here: every transfer is in the log once, and nothing else is."""
     executed = report[5]["replicas"]["n2"]["executed"]
-    assert any(entry["requests"] == [] for entry in executed)
     keys = [(r["client"], r["timestamp"]) for entry in executed for r in entry["requests"]]
     assert len(keys) == len(set(keys))
-    assert sum(r["kind"] == "transfer" for entry in executed for r in entry["requests"]) == 4
+    transfers = sorted(r["client"] for entry in executed for r in entry["requests"] if r["kind"] == "transfer")
+    assert transfers == ["A", "B", "C", "D"]
