@@ -56,6 +56,12 @@ from ..ready import (
 from ..replica import Replica
 
 DECODE_CACHE_MAX = 4096
+# A node ticked this often without virtual time moving is asking to be woken "now" forever.
+TICKS_AT_ONE_TIME_MAX = 10_000
+
+
+class Livelock(RuntimeError):
+    """A node keeps asking for a tick at the current virtual time: time can never advance."""
 # A replica instance's key in the event queue: r for replica r, -r for its twin.
 NodeKey = int
 
@@ -181,6 +187,8 @@ class Simulation:
         self.partition: dict[str, int] = {}  # address -> side; addresses absent talk to all
         self._link_clock: dict[tuple[str, str], float] = {}
         self._decoded: dict[bytes, Message] = {}
+        self._tick_time = -1.0
+        self._ticks_at_time: dict[str, int] = {}
         self.delivered = 0
         self.decode_failures = 0
         self.observers: list[Callable[[Simulation], None]] = []
@@ -404,6 +412,7 @@ class Simulation:
             node = self.node(target)
             if node.tick_at == at:
                 node.tick_at = None
+            self._check_livelock(node)
             if node.up:
                 self._perform_replica(target, node.replica.tick(self.now))
         elif kind == "ctick":
@@ -434,6 +443,14 @@ class Simulation:
         for observer in self.observers:
             observer(self)
         return True
+
+    def _check_livelock(self, node: SimNode) -> None:
+        if self._tick_time != self.now:
+            self._tick_time, self._ticks_at_time = self.now, {}
+        ticks = self._ticks_at_time.get(node.address, 0) + 1
+        self._ticks_at_time[node.address] = ticks
+        if ticks > TICKS_AT_ONE_TIME_MAX:
+            raise Livelock(f"{node.address} asked to be ticked at {self.now:.3f} ms {ticks} times: its timers never fire")
 
     def _decode(self, data: bytes) -> Message | None:
         # A broadcast reaches n-1 replicas as the same bytes; decoding is pure and messages
@@ -550,6 +567,7 @@ def describe(message: Message) -> str:
 
 
 __all__ = [
+    "Livelock",
     "NetworkConfig",
     "NodeKey",
     "Request",

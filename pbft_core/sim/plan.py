@@ -267,6 +267,12 @@ def _events(
             duration = rng.uniform(50.0, 2_000.0)
             sides = rng.choice([2, 2, 2, 3])
             assignment: dict[str, int] = {a: rng.randrange(sides) for a in addresses}
+            if twins and rng.random() < 0.5:
+                # Twins' favourite: two halves as equal as possible, one instance in each, so
+                # each side may believe it holds a quorum.
+                others = [a for a in addresses if a.rstrip("'") not in {f"n{r}" for r in twins}]
+                rng.shuffle(others)
+                assignment = {a: i % 2 for i, a in enumerate(others)}
             for r in twins:  # the two instances of a twin on different sides
                 assignment[f"n{r}"] = 0
                 assignment[f"n{r}'"] = 1
