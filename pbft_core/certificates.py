@@ -62,11 +62,16 @@ class Certifier:
     def aggregate(self, message: bytes, aggregate: bytes) -> bool:
         return self._check(message, aggregate, aggregate=True)
 
-    def proof(self, proof: Proof) -> bool:
-        if proof.kind not in ProofKind.ALL:
+    def check(self, kind: int, view: int, seq: int, digest: bytes, certificate: bytes) -> bool:
+        """Is `certificate` a valid certificate of `kind` for (view, seq, digest)?"""
+        if kind not in ProofKind.ALL:
             return False
-        message = proof_message(proof.kind, proof.view, proof.seq, batch_digest(proof.batch))
-        return self._check(message, proof.certificate, aggregate=proof.kind == ProofKind.FAST)
+        message = proof_message(kind, view, seq, digest)
+        return self._check(message, certificate, aggregate=kind == ProofKind.FAST)
+
+    def proof(self, proof: Proof) -> bool:
+        digest = batch_digest(proof.batch)
+        return self.check(proof.kind, proof.view, proof.seq, digest, proof.certificate)
 
     def checkpoint(self, checkpoint: CheckpointProof) -> bool:
         message = checkpoint_message(checkpoint.seq, checkpoint.state_digest)

@@ -82,36 +82,32 @@ class NewViewInstalled:
     message: NewView
 
 
+class _AtCheckpoint:
+    proof: CheckpointProof
+
+    @property
+    def seq(self) -> int:
+        return self.proof.seq
+
+    @property
+    def state_digest(self) -> bytes:
+        return self.proof.state_digest
+
+
 @dataclass(frozen=True)
-class CheckpointStable:
+class CheckpointStable(_AtCheckpoint):
     """Durable: a checkpoint certificate, and the snapshot at it if this replica has one."""
 
     proof: CheckpointProof
     snapshot: bytes | None
 
-    @property
-    def seq(self) -> int:
-        return self.proof.seq
-
-    @property
-    def state_digest(self) -> bytes:
-        return self.proof.state_digest
-
 
 @dataclass(frozen=True)
-class StateTransferred:
+class StateTransferred(_AtCheckpoint):
     """Durable: the state was replaced by a certified snapshot from a peer."""
 
     proof: CheckpointProof
     snapshot: bytes
-
-    @property
-    def seq(self) -> int:
-        return self.proof.seq
-
-    @property
-    def state_digest(self) -> bytes:
-        return self.proof.state_digest
 
 
 @dataclass(frozen=True)

@@ -418,16 +418,36 @@ class Replica:
             return None
         return slot
 
+    def _certified_slot(
+        self, message: Message, view: int, seq: int, digest: bytes, kind: int, certificate: bytes
+    ) -> tuple[Slot, Proof] | None:
+        """A leader's certificate for a proposal we accepted, checked; None if not usable."""
+        if not self._in_view(message, view):
+            return None
+        slot = self._matching_slot(message, view, seq, digest)
+        if slot is None or slot.committed is not None:
+            return None
+        if kind == ProofKind.PREPARE and slot.status != SlotStatus.PRE_PREPARED:
+            return None
+        if not self.certifier.check(kind, view, seq, digest, certificate):
+            self._drop(message, "bad certificate")
+            return None
+        return slot, Proof(view, seq, slot.batch, kind, certificate)
+
     def on_prepare_certificate(self, pc: PrepareCertificate) -> None:
-        if not self._in_view(pc, pc.view):
-            return
-        slot = self._matching_slot(pc, pc.view, pc.seq, pc.digest)
-        if slot is None or slot.status != SlotStatus.PRE_PREPARED:
-            return
-        if not self.certifier.threshold(prepare_message(pc.view, pc.seq, pc.digest), pc.certificate):
-            self._drop(pc, "bad certificate")
-            return
-        self._prepared(slot, Proof(pc.view, pc.seq, slot.batch, ProofKind.PREPARE, pc.certificate))
+        found = self._certified_slot(pc, pc.view, pc.seq, pc.digest, ProofKind.PREPARE, pc.certificate)
+        if found is not None:
+            self._prepared(*found)
+
+    def on_commit_certificate(self, cc: CommitCertificate) -> None:
+        found = self._certified_slot(cc, cc.view, cc.seq, cc.digest, ProofKind.COMMIT, cc.certificate)
+        if found is not None:
+            self._committed(*found)
+
+    def on_fast_commit(self, fc: FastCommit) -> None:
+        found = self._certified_slot(fc, fc.view, fc.seq, fc.digest, ProofKind.FAST, fc.aggregate)
+        if found is not None:
+            self._committed(*found)
 
     def _record_proof(self, slot: Slot, proof: Proof) -> None:
         slot.record_prepared(proof)
@@ -442,28 +462,6 @@ class Replica:
             self._certify_commit(slot)
         else:
             self._send(self.leader, self._sign(CommitShare(slot.view, slot.seq, slot.digest, share, self.id)))
-
-    def on_commit_certificate(self, cc: CommitCertificate) -> None:
-        if not self._in_view(cc, cc.view):
-            return
-        slot = self._matching_slot(cc, cc.view, cc.seq, cc.digest)
-        if slot is None or slot.committed is not None:
-            return
-        if not self.certifier.threshold(commit_message(cc.view, cc.seq, cc.digest), cc.certificate):
-            self._drop(cc, "bad certificate")
-            return
-        self._committed(slot, Proof(cc.view, cc.seq, slot.batch, ProofKind.COMMIT, cc.certificate))
-
-    def on_fast_commit(self, fc: FastCommit) -> None:
-        if not self._in_view(fc, fc.view):
-            return
-        slot = self._matching_slot(fc, fc.view, fc.seq, fc.digest)
-        if slot is None or slot.committed is not None:
-            return
-        if not self.certifier.aggregate(prepare_message(fc.view, fc.seq, fc.digest), fc.aggregate):
-            self._drop(fc, "bad certificate")
-            return
-        self._committed(slot, Proof(fc.view, fc.seq, slot.batch, ProofKind.FAST, fc.aggregate))
 
     def _committed(self, slot: Slot, proof: Proof) -> None:
         self._record_proof(slot, proof)
