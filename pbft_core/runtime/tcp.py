@@ -55,7 +55,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -97,6 +97,8 @@ FRAME_BODY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 3.0
 RECONNECT_DELAY_MIN_S = 0.05
 RECONNECT_DELAY_MAX_S = 2.0
+# Clients retry sooner: a replica that comes back is used again within half a second.
+CLIENT_RECONNECT_DELAY_MAX_S = 0.5
 # An outbound link queues at most this much while its peer is slow or away (oldest dropped).
 OUTBOUND_FRAMES_MAX = 4096
 OUTBOUND_BYTES_MAX = 64 * 1024 * 1024
@@ -270,8 +272,10 @@ class DialLink:
         log: NodeLog,
         on_payload: Callable[[bytes], None] | None = None,
         on_state: Callable[[bool], None] | None = None,
+        reconnect_max_s: float = RECONNECT_DELAY_MAX_S,
     ) -> None:
         self.target = target
+        self.reconnect_max_s = reconnect_max_s
         self.address = address
         self.make_dialer = make_dialer
         self.counters = counters
@@ -336,7 +340,7 @@ class DialLink:
                 self.log.info("link.down", peer=replica_name(self.target))
             # Jitter keeps seven replicas restarted together from dialing in lockstep.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, RECONNECT_DELAY_MAX_S)
+            delay = min(delay * 2, self.reconnect_max_s)
 
     async def _connect(self) -> _Connection:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
@@ -483,16 +487,16 @@ class ReplicaNode:
         if self.attacks:
             node = ByzantineReplica(replica, self.attacks)
         self.store = ReplicaStore(store_path)
-        self.store.set_meta(
-            replica=self.name,
-            honest=not self.attacks,
-            live=True,
-            attacks=[str(a) for a in self.attacks],
-            transport="tcp",
-            durability=self.durability,
-            config=json.loads(json.dumps(self.config, default=lambda o: o.__dict__)),
-            **self.meta,
-        )
+        defaults: dict[str, Any] = {
+            "replica": self.name,
+            "honest": not self.attacks,
+            "live": True,
+            "attacks": [str(a) for a in self.attacks],
+            "transport": "tcp",
+            "durability": self.durability,
+            "config": asdict(self.config),
+        }
+        self.store.set_meta(**{**defaults, **self.meta})
         self.store.commit()
         return NodeHost(
             node,
@@ -941,6 +945,7 @@ class ClientPool:
                 self.counters,
                 self.log,
                 on_payload=lambda payload, r=r: self._on_payload(r, payload),
+                reconnect_max_s=CLIENT_RECONNECT_DELAY_MAX_S,
             )
             self.links[r] = link
             self._status_waiters[r] = deque()
