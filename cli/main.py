@@ -99,7 +99,7 @@ def main() -> None:
     type=click.Choice(["pipes", "tcp"]),
     default="pipes",
     show_default=True,
-    help="How replicas talk: one process per replica linked by pipes (tcp: see pbft node).",
+    help="How replicas talk: one process per replica linked by pipes, or one `pbft node` process per replica over loopback TCP.",
 )
 @click.option(
     "--fast-path/--no-fast-path",
@@ -172,11 +172,6 @@ def run(
         raise UsageFailure(f"{scenario}: no sets to play")
     if json_path is not None and not json_path.parent.is_dir():
         raise UsageFailure(f"--json: directory {json_path.parent} does not exist")
-    if transport == "tcp":
-        raise UsageFailure(
-            "--transport tcp is not available in `pbft run` yet; use --transport pipes"
-        )
-
     from .runner import RunOptions, play
 
     options = RunOptions(
@@ -190,6 +185,7 @@ def run(
         stall_timeout_s=stall_timeout,
         seed=seed,
         verbose=verbose,
+        transport=transport,
     )
     sys.exit(play(_console(), sets, options))
 

@@ -45,10 +45,11 @@ class RunOptions:
     stall_timeout_s: float
     seed: int | None
     verbose: bool
+    transport: str = "pipes"  # or "tcp": `pbft node` processes (pbft_core.runtime.tcp_run)
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "transport": "pipes",
+            "transport": self.transport,
             "fast_path": self.fast_path,
             "checkpoint_interval": self.checkpoint_interval,
             "batch_size": self.batch_size,
@@ -102,6 +103,9 @@ def _describe_set(s: ScenarioSet) -> str:
 
 
 def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
+    play_set = run_set
+    if options.transport == "tcp":
+        from pbft_core.runtime.tcp_run import run_set_tcp as play_set
     config = ClusterConfig(
         checkpoint_interval=options.checkpoint_interval,
         batch_size_max=options.batch_size,
@@ -147,7 +151,7 @@ def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
                     ) -> None:
                         _p.update(_task, completed=done, description=phase)
 
-                    result = run_set(
+                    result = play_set(
                         scenario_set,
                         set_options,
                         index.dir,
@@ -156,7 +160,7 @@ def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
                         on_progress=on_progress,
                     )
             else:
-                result = run_set(
+                result = play_set(
                     scenario_set,
                     set_options,
                     index.dir,
