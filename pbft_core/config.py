@@ -23,6 +23,8 @@ class Timers:
     execution_timeout_ms: float = 600.0
     # A view change that does not complete in this long moves to the next view; doubles each time.
     view_change_timeout_ms: float = 600.0
+    # A replica changing views re-sends its VIEW-CHANGE this often until a NEW-VIEW arrives.
+    view_change_resend_ms: float = 300.0
     # The collector waits at most this long for all n prepare shares before falling back to 2f+1
     # (the adaptive timer is clamped to [fast_path_timeout_min_ms, fast_path_timeout_max_ms]).
     fast_path_timeout_min_ms: float = 2.0

@@ -111,6 +111,7 @@ class Replica:
 
         self.exec_deadline_ms: float | None = None
         self.vc_deadline_ms: float | None = None
+        self.vc_resend_ms: float | None = None
         self.vc_attempts = 0
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.new_views: list[NewView] = []
@@ -174,6 +175,11 @@ class Replica:
             self.exec_deadline_ms = None
             if self.view_active and self.pending and not self.is_leader:
                 self._start_view_change(self.view + 1, "execution timer expired")
+        if self.vc_resend_ms is not None and now_ms >= self.vc_resend_ms:
+            self.vc_resend_ms = None
+            if not self.view_active:
+                self.metrics["view_changes.resent"] += 1
+                self._send_view_change()
         if self.vc_deadline_ms is not None and now_ms >= self.vc_deadline_ms:
             self.vc_deadline_ms = None
             self.vc_attempts += 1
@@ -234,7 +240,13 @@ class Replica:
         ready, self._ready = self._ready, Ready()
         deadlines = [
             d
-            for d in (self.propose_at_ms, self.exec_deadline_ms, self.vc_deadline_ms, self.next_status_ms)
+            for d in (
+                self.propose_at_ms,
+                self.exec_deadline_ms,
+                self.vc_deadline_ms,
+                self.vc_resend_ms,
+                self.next_status_ms,
+            )
             if d is not None
         ]
         deadlines.extend(
@@ -739,6 +751,15 @@ class Replica:
         self.proposal_queue.clear()
         self.metrics["view_changes.started"] += 1
         self._ready.events.append(ViewChangeStarted(new_view, reason))
+        self._send_view_change()
+
+    def _send_view_change(self) -> None:
+        """(Re)send VIEW-CHANGE for the view this replica is moving to, from its current state.
+
+        It is re-sent every `view_change_resend_ms` until a NEW-VIEW is installed: view
+        changes lost in a partition, or by a replica that crashed meanwhile, must not leave
+        everyone waiting for a quorum that no one holds.
+        """
         low = self.stable_seq
         prepared = tuple(
             s.prepared for seq, s in sorted(self.slots.items()) if seq > low and s.prepared is not None
@@ -748,12 +769,17 @@ class Replica:
             for seq, s in sorted(self.slots.items())
             if seq > low and s.view > 0
         )
-        vc = self._sign(ViewChange(new_view, self.stable, prepared, preprepared, self.id))
+        vc = self._sign(ViewChange(self.view, self.stable, prepared, preprepared, self.id))
+        self.vc_resend_ms = self._now + self.config.timers.view_change_resend_ms
         self._broadcast(vc)
         self._record_view_change(vc)  # type: ignore[arg-type]
 
     def on_view_change(self, vc: ViewChange) -> None:
         if vc.new_view < self.view or (vc.new_view == self.view and self.view_active):
+            # The sender missed a view change that completed: hand it the proof (any replica
+            # may relay a NEW-VIEW; it is signed by its leader and checked on arrival).
+            if self.view_active and self.new_views:
+                self._send(vc.replica, self.new_views[-1])
             return
         if vc.new_view > self.view + self.config.n * 4:
             self._drop(vc, "view too far ahead")
@@ -813,6 +839,7 @@ class Replica:
     def _install_new_view(self, nv: NewView) -> None:
         self.view = nv.view
         self.view_active = True
+        self.vc_resend_ms = None
         self._ready.events.append(ViewEntered(nv.view, active=True))
         self.vc_attempts = 0
         self.vc_deadline_ms = None
@@ -860,6 +887,8 @@ class Replica:
             if isinstance(event, DURABLE_EVENTS):
                 replica._replay(event)
         replica.next_seq = max([replica.last_executed, replica.stable_seq, *replica.slots]) + 1
+        if not replica.view_active:
+            replica.vc_resend_ms = 0.0  # its VIEW-CHANGE died with it: send it again at once
         replica._ready = Ready()
         return replica
 

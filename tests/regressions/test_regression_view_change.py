@@ -12,16 +12,15 @@ What PBFT assumes instead: view-change messages are retransmitted until the new 
 installed (Castro & Liskov retransmit them with the view-change timer; a replica that learns
 of a newer installed view — e.g. through STATUS gossip — gets the NEW-VIEW re-sent).
 
-Each test is a scenario that must pass once the core retransmits; until then it is a strict
-xfail, so the fix turns it into an XPASS failure that says "remove the marker".
+The fix: a replica changing views re-sends its VIEW-CHANGE every `view_change_resend_ms`
+(rebuilt from its state, also right after a restart from disk) until it installs a NEW-VIEW,
+and a replica already in a later view answers a stale VIEW-CHANGE with its latest NEW-VIEW.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 from pbft_core.dispatch import Outcome
 from pbft_core.invariants import InvariantChecker
@@ -31,7 +30,6 @@ from pbft_core.sim.vopr import run_plan
 from tests.support import transfer
 
 PLANS = Path(__file__).parent / "plans"
-LOST_VIEW_CHANGES = "VIEW-CHANGE is never retransmitted and the new-view timer only starts after 2f+1 arrive (see module docstring)"
 
 # n1 (the leader of view 1) is down; the other six split 3 | 3 while they change views, so
 # neither side ever holds the 2f+1 = 5 view changes that would start anyone's new-view timer.
@@ -50,7 +48,6 @@ def split_cluster(seed: int) -> Simulation:
     return sim
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_VIEW_CHANGES)
 def test_view_changes_lost_in_a_partition_are_resent_once_it_heals():
     # Given a down leader and a partition during the view change
     sim = split_cluster(seed=7)
@@ -61,7 +58,6 @@ def test_view_changes_lost_in_a_partition_are_resent_once_it_heals():
     assert {sim.replica(r).view_active for r in range(2, 8)} == {True}
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_VIEW_CHANGES + "; a replica restored from disk must re-send it too")
 def test_replicas_restarted_from_disk_during_a_view_change_resend_their_view_change():
     # Given the same partition, and the n5 side crashing after it sent its view changes
     sim = split_cluster(seed=8)
@@ -78,7 +74,6 @@ def pinned(name: str) -> Plan:
     return Plan.from_json(json.loads((PLANS / name).read_text())["plan"])
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_VIEW_CHANGES)
 def test_pinned_seed_29_two_partitions_and_one_transfer_stay_live():
     # Shrunk by the simulator from seed 29 (f=2): no Byzantine replica, no message loss — one
     # transfer and two partitions (the second a three-way split during the view change).
