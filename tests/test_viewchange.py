@@ -134,3 +134,28 @@ def test_f_plus_1_view_changes_for_a_higher_view_make_a_replica_join_it():
     ready = replica.step(view_change(4, 4), 0.0)
     assert replica.view == 3 and not replica.view_active
     assert any(type(m).__name__ == "ViewChange" for _, m in ready.to_replicas)
+
+
+def test_a_replica_in_the_new_view_relays_the_new_view_to_one_that_missed_it():
+    vcs = [view_change(r, 2) for r in (3, 4, 5, 6, 7)]
+    replica = Replica(3, CONFIG, replica_crypto(3))
+    nv = new_view(2, vcs, ())
+    replica.step(nv, 0.0)
+    assert replica.view == 2 and replica.view_active
+    ready = replica.step(view_change(6, 2), 1.0)  # n6 is still waiting for the new view
+    assert ready.to_replicas == [(6, nv)]
+
+
+def test_a_replica_changing_views_re_sends_its_view_change_until_a_new_view_arrives():
+    replica = Replica(3, CONFIG, replica_crypto(3))
+    for r in (4, 5):
+        replica.step(view_change(r, 2), 0.0)
+    replica.step(view_change(6, 2), 0.0)  # f+1: it joins view 2
+    assert replica.view == 2 and not replica.view_active
+    resend = CONFIG.timers.view_change_resend_ms
+    for round_ in range(1, 4):
+        ready = replica.tick(round_ * resend + 1)
+        assert sum(type(m).__name__ == "ViewChange" for _, m in ready.to_replicas) == CONFIG.n - 1
+    replica.step(new_view(2, [view_change(r, 2) for r in (3, 4, 5, 6, 7)], ()), 2_000.0)
+    ready = replica.tick(3_000.0)
+    assert not any(type(m).__name__ == "ViewChange" for _, m in ready.to_replicas)
