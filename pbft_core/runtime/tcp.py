@@ -581,7 +581,10 @@ class ReplicaNode:
         if self.host is not None:
             # What was decided is already durable; messages still queued are simply not sent.
             self._commit()
-            state = self.host.finish({f"tcp.{k}": v for k, v in self.counters.items()})
+            shell_metrics = {f"tcp.{k}": v for k, v in self.counters.items()}
+            # Same name as the pipes shell's, so `pbft inspect perf` compares them directly.
+            shell_metrics["host.cpu_ms"] = int(time.process_time() * 1000)
+            state = self.host.finish(shell_metrics)
         self._close_storage()
         if self._fatal is not None:
             raise self._fatal
