@@ -301,3 +301,28 @@ def test_an_in_process_cluster_commits_and_a_restarted_node_recovers_its_state(t
     assert [r.result for r in results] == [OK, OK, 10]  # type: ignore[attr-defined]
     assert after["balances"] == before["balances"]
     assert after["last_executed"] == before["last_executed"] and after["recovered_events"] > 0
+
+
+def test_a_node_refuses_a_data_directory_in_use_or_written_for_another_cluster(tmp_path: Path) -> None:
+    from pbft_core.runtime.tcp import NodeStartError
+
+    cluster = _cluster(tmp_path)
+    other = keygen(tmp_path / "other", cluster.config, clients=["A"], addresses=cluster.addresses, seed=b"other")
+
+    async def go() -> None:
+        node = _node(cluster, 2, tmp_path / "data")
+        await node.start()
+        try:
+            with pytest.raises(NodeStartError, match="locked"):
+                await _node(cluster, 2, tmp_path / "data").start()
+        finally:
+            node.request_stop()
+            await node.serve()
+        with pytest.raises(NodeStartError, match="another cluster"):
+            await _node(other, 2, tmp_path / "data").start()
+        again = _node(cluster, 2, tmp_path / "data")  # the right cluster still starts
+        await again.start()
+        again.request_stop()
+        await again.serve()
+
+    asyncio.run(go())

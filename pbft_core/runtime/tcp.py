@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import random
@@ -55,7 +56,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -314,11 +315,12 @@ class DialLink:
                 failures += 1
                 reason = exc.reason if isinstance(exc, FrameError) else type(exc).__name__
                 self.counters["dial.failed"] += 1
-                # Say it once per outage, not once per retry.
-                if failures == 1 or isinstance(exc, HandshakeError):
-                    self.log.info(
-                        "dial.failed", peer=replica_name(self.target), addr=self.address, reason=reason, detail=exc
-                    )
+                fields = {"peer": replica_name(self.target), "addr": self.address, "reason": reason, "detail": exc}
+                if isinstance(exc, HandshakeError):
+                    # The peer is up but we disagree on who is who: keys or addresses are wrong.
+                    self.log.warning("dial.refused", **fields)
+                elif failures == 1:  # once per outage, not once per retry
+                    self.log.info("dial.failed", **fields)
             else:
                 failures = 0
                 delay = RECONNECT_DELAY_MIN_S
@@ -373,7 +375,9 @@ class DialLink:
             elif exc is not None and not isinstance(
                 exc, ConnectionError | OSError | asyncio.IncompleteReadError
             ):
-                raise exc
+                # A bug, not the network: say so loudly, then reconnect as after any failure.
+                self.counters["link.crashed"] += 1
+                self.log.warning("link.crashed", peer=replica_name(self.target), reason=type(exc).__name__, detail=exc)
 
     async def _read_loop(self, connection: _Connection) -> None:
         frames = 0
@@ -399,6 +403,15 @@ def data_paths(data_dir: Path, replica_id: int) -> tuple[Path, Path, Path]:
     """
     name = replica_name(replica_id)
     return data_dir / f"{name}.sqlite", data_dir / f"{name}.durable.sqlite", data_dir / f"{name}.lock"
+
+
+def cluster_fingerprint(cluster: ClusterFile) -> str:
+    """A short hash of a cluster's replica keys (identities and threshold keys): equal iff they
+    are. Client keys are left out, so clients can be added without invalidating replicas' data."""
+    public = cluster.public
+    threshold = [(f.name, getattr(public, f.name)) for f in fields(public) if f.name not in ("replicas", "clients")]
+    body = _pack([sorted(public.replicas.items()), sorted(threshold)])
+    return hashlib.sha256(b"pbft/v1/cluster/" + body).hexdigest()[:32]
 
 
 class NodeStartError(RuntimeError):
@@ -471,6 +484,7 @@ class ReplicaNode:
             os.close(self._lock_fd)
             self._lock_fd = None
             raise NodeStartError(f"{lock_path} is locked: is {self.name} already running here?") from None
+        self._check_cluster(store_path)
         self.durable = DurableLog(durable_path)
         if self.durability == DURABILITY_PROCESS:
             # WAL + synchronous=NORMAL: a commit survives the process dying (kill -9, OOM,
@@ -495,6 +509,7 @@ class ReplicaNode:
             "transport": "tcp",
             "durability": self.durability,
             "config": asdict(self.config),
+            "cluster": cluster_fingerprint(self.cluster),
         }
         self.store.set_meta(**{**defaults, **self.meta})
         self.store.commit()
@@ -506,6 +521,23 @@ class ReplicaNode:
             links=frozenset(self.peers),
             on_event=self._on_event,
         )
+
+    def _check_cluster(self, store_path: Path) -> None:
+        """Refuse a data directory written for another cluster (other keys): restoring votes
+        certified under other keys would give a replica that can neither prove nor verify."""
+        if not store_path.exists():
+            return
+        try:
+            with ReplicaStore(store_path, read_only=True) as store:
+                recorded = store.meta().get("cluster")
+        except Exception:  # not (yet) a readable store: nothing to compare against
+            return
+        if recorded is not None and recorded != cluster_fingerprint(self.cluster):
+            self._release_lock()
+            raise NodeStartError(
+                f"{self.data_dir} holds {self.name}'s state for another cluster (keys differ from "
+                f"{self.cluster.path}); use another --data-dir"
+            )
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -598,6 +630,9 @@ class ReplicaNode:
         if self.durable is not None:
             self.durable.close()
             self.durable = None
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
