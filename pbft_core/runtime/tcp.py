@@ -921,7 +921,24 @@ def wall_clock_timestamp() -> int:
 
 
 class ClientPool:
-    """Many closed-loop clients over one connection per replica; see the module docstring."""
+    """Many closed-loop clients over one connection per replica; see the module docstring.
+
+    ::
+
+        cluster = ClusterFile.load("cluster/cluster.toml")
+        pool = ClientPool(cluster, [cluster.load_secrets(n) for n in ("c0", "c1", "c2")])
+        await pool.start()
+        await pool.wait_connected(cluster.config.n, timeout_s=10.0)
+        done = await asyncio.wait_for(pool.submit("c0", "transfer", ("A", "B", 1)), 30.0)
+        done.result, done.certified_by, done.completion.latency_ms
+        await pool.close()
+
+    Each client has at most one request outstanding (`busy`); a benchmark keeps every client
+    busy by submitting its next request when the previous future resolves. The handshake signs
+    once per identity per replica, so a pool of thousands of clients takes a moment to connect;
+    all its traffic shares one connection (and one event loop) per replica, so for loads beyond
+    one core split the clients over several pools in several processes.
+    """
 
     def __init__(
         self,
