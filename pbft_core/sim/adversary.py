@@ -113,7 +113,10 @@ class RandomMessageAdversary:
         assert crypto is not None
         if isinstance(message, PrepareShare | CommitShare | Checkpoint) and self.rng.random() < 0.6:
             if isinstance(message, PrepareShare):
-                share = crypto.sign_share(prepare_message(message.view, message.seq, message.digest))
+                vote = prepare_message(message.view, message.seq, message.digest)
+                share = crypto.sign_share(vote)
+                if hasattr(message, "fast_share"):  # the n-of-n fast-path share, when there is one
+                    message = replace(message, fast_share=crypto.sign_fast_share(vote))
             elif isinstance(message, CommitShare):
                 share = crypto.sign_share(commit_message(message.view, message.seq, message.digest))
             else:

@@ -104,6 +104,18 @@ class NetworkPlan:
 
 
 @dataclass(frozen=True)
+class ConfigPlan:
+    """Protocol knobs varied per seed, so checkpoints, watermarks, garbage collection, state
+    transfer, batching and both commit paths are exercised, not only the defaults."""
+
+    checkpoint_interval: int = 10
+    log_window: int = 400
+    batch_size_max: int = 64
+    inflight_max: int = 8
+    fast_path: bool = True
+
+
+@dataclass(frozen=True)
 class Plan:
     seed: int
     f: int
@@ -113,6 +125,7 @@ class Plan:
     byzantine: tuple[ByzantineRole, ...]
     events: tuple[FaultEvent, ...]
     streams: dict[str, int] = field(default_factory=dict)  # seeds of the run's random streams
+    config: ConfigPlan = field(default_factory=ConfigPlan)
 
     @property
     def n(self) -> int:
@@ -163,6 +176,7 @@ class Plan:
                 for e in data["events"]
             ),
             streams={str(k): int(v) for k, v in data.get("streams", {}).items()},
+            config=ConfigPlan(**data.get("config", {})),
         )
 
     def dumps(self) -> str:
@@ -202,7 +216,22 @@ def generate_plan(
     events = _events(rng, n, safety_ms, enabled, twins, clients)
     workload = _workload(rng, requests, safety_ms, clients)
     streams = {name: rng.getrandbits(63) for name in ("network", "workload", "adversary")}
-    return Plan(seed, f, safety_ms, workload, network, byzantine, events, streams)
+    return Plan(seed, f, safety_ms, workload, network, byzantine, events, streams, _config(rng))
+
+
+def _config(rng: random.Random) -> ConfigPlan:
+    if rng.random() < 0.3:
+        return ConfigPlan()
+    interval = rng.choice([2, 3, 5, 10])
+    # The window must hold at least one checkpoint interval, or the leader could never reach
+    # the checkpoint that moves it.
+    return ConfigPlan(
+        checkpoint_interval=interval,
+        log_window=rng.choice([2 * interval, 3 * interval, 400]),
+        batch_size_max=rng.choice([1, 2, 4, 64]),
+        inflight_max=rng.choice([1, 2, 8]),
+        fast_path=rng.random() < 0.8,
+    )
 
 
 def _network(rng: random.Random, enabled: set[str]) -> NetworkPlan:
@@ -314,6 +343,7 @@ __all__ = [
     "NETWORK_FAULTS",
     "NODE_FAULTS",
     "ByzantineRole",
+    "ConfigPlan",
     "FaultEvent",
     "NetworkPlan",
     "Plan",

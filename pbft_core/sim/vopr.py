@@ -46,7 +46,7 @@ from ..faults import Attack
 from ..invariants import InvariantChecker, InvariantViolation
 from ..runtime.simulator import Livelock, NetworkConfig, Simulation
 from .adversary import RandomMessageAdversary
-from .plan import ALL_FAULTS, FaultEvent, NetworkPlan, Plan, generate_plan
+from .plan import ALL_FAULTS, ConfigPlan, FaultEvent, NetworkPlan, Plan, generate_plan
 
 LIVENESS_BOUND_MS = 30_000.0
 CONVERGENCE_MS = 5_000.0
@@ -132,7 +132,15 @@ class _Workload:
 
 
 def build_simulation(plan: Plan, options: RunOptions) -> Simulation:
-    config = options.config or ClusterConfig(f=plan.f)
+    knobs = plan.config
+    config = options.config or ClusterConfig(
+        f=plan.f,
+        checkpoint_interval=knobs.checkpoint_interval,
+        log_window=knobs.log_window,
+        batch_size_max=knobs.batch_size_max,
+        inflight_max=knobs.inflight_max,
+        fast_path=knobs.fast_path,
+    )
     assert config.f == plan.f
     net = plan.network
     network = NetworkConfig(
@@ -238,6 +246,7 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
         for event in plan.events:
             tracer(f"plan: {event}")
         tracer(f"plan: network {plan.network}")
+        tracer(f"plan: config {plan.config}")
     try:
         # Safety phase.
         sim.run_for(plan.safety_ms)
@@ -378,6 +387,8 @@ def shrink(plan: Plan, failure: SeedResult, options: RunOptions | None = None, *
     for knob, value in (("drop_rate", 0.0), ("duplicate_rate", 0.0), ("spike_rate", 0.0), ("fifo", True)):
         if getattr(best.network, knob) != value:
             attempt(best.without(network=_network_with(best.network, **{knob: value})))
+    if best.config != ConfigPlan():
+        attempt(best.without(config=ConfigPlan()))
     # Simpler Byzantine roles: fewer attacks, no adversary, no twin, onset at 0.
     for i in range(len(best.byzantine)):
         role = best.byzantine[i]
