@@ -31,5 +31,12 @@ lint: install
 bench: install
 	$(BIN)/python -m thresh_sig bench
 
+# 10,000 simulated seeds (f=2, every fault): summary JSON and failing traces under .pbft/soak/.
+SOAK_SEEDS ?= 10000
+SOAK_CRYPTO ?= sim
+soak: install
+	$(BIN)/python -m cli.simulate --seeds $(SOAK_SEEDS) --crypto $(SOAK_CRYPTO) \
+	  --json .pbft/soak/summary.json --trace-dir .pbft/soak/traces
+
 clean:
 	rm -rf $(VENV) .pbft build *.egg-info
