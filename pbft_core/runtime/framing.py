@@ -67,9 +67,11 @@ HEADER_SIZE = HEADER.size
 SEAL_OVERHEAD = SecretBox.MACBYTES
 # Payload kind byte + the MAC on top of the largest protocol message.
 FRAME_SIZE_MAX = MESSAGE_SIZE_MAX + 1 + SEAL_OVERHEAD
-# An AUTH frame of a client pool carries one name and one signature per identity.
-HANDSHAKE_FRAME_MAX = 4 * 1024 * 1024
-CLIENT_IDENTITIES_MAX = 16_384
+# An AUTH frame of a client pool carries one name and one signature per identity (at most
+# ~140 bytes each). Handshake frames come from unauthenticated peers: with the cap on
+# concurrent handshakes this bounds what strangers can make a replica buffer (64 MiB).
+CLIENT_IDENTITIES_MAX = 4096
+HANDSHAKE_FRAME_MAX = 1024 * 1024
 NAME_CHARS_MAX = 64
 REASON_CHARS_MAX = 200
 NONCE_SIZE = 32
