@@ -326,3 +326,35 @@ def test_a_node_refuses_a_data_directory_in_use_or_written_for_another_cluster(t
         await again.serve()
 
     asyncio.run(go())
+
+
+# ---- the commands' usage errors --------------------------------------------------------------
+
+
+def test_keygen_node_and_client_commands_fail_cleanly_on_bad_usage(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args))
+        return result.exit_code, result.output
+
+    out = tmp_path / "cluster"
+    port = free_ports(1)[0]
+    code, output = invoke("keygen", "--out", str(out), "--clients", "2", "--base-port", str(port), "--seed", "s")
+    assert code == 0 and "n = 7, f = 2, 12 clients" in output
+    code, output = invoke("keygen", "--out", str(out))
+    assert code == 2 and output.startswith("error: ") and "--force" in output
+    code, output = invoke("keygen", "--out", str(tmp_path / "x"), "--hosts", "a,b")
+    assert code == 2 and "needs 7" in output
+    toml = str(out / "cluster.toml")
+    code, output = invoke("node", "--id", "9", "--cluster", toml)
+    assert code == 2 and "replicas 1..7" in output
+    code, output = invoke("node", "--id", "1", "--cluster", toml, "--key", str(out / "n2" / "secrets.key"))
+    assert code == 2 and "secrets of n2" in output
+    code, output = invoke("node", "--id", "1", "--cluster", str(tmp_path / "missing.toml"))
+    assert code == 2 and "missing.toml" in output
+    # Nobody is listening: the request is unavailable (exit 4), after --timeout.
+    code, output = invoke("client", "--cluster", toml, "--timeout", "0.5", "transfer", "A", "B", "1")
+    assert code == 4 and "unavailable" in output
