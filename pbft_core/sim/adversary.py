@@ -16,6 +16,12 @@ integers mostly near the current view and sequence numbers so they land inside t
 replica accepts. Threshold-share fields are sometimes filled with the adversary's own valid share
 over the message's (kind, view, seq, digest), so they also pass share verification.
 
+Byzantine identities of one seed also **collude**: they share a ``plot`` (one dict per run),
+and now and then each sends the same fabricated VIEW-CHANGE for the next view — identical
+made-up pre-prepare reports (real client requests, the highest view the new view allows) for the
+sequence numbers just above the cluster's progress. f identical reports are one short of what
+NEW-VIEW's O may take from reports alone (f+1), which is exactly the margin under test.
+
 Everything is drawn from the adversary's own seeded `random.Random`, so runs stay reproducible.
 """
 
@@ -36,8 +42,10 @@ from ..messages import (
     CommitShare,
     Message,
     PrepareShare,
+    PrePrepared,
     Reply,
     Request,
+    ViewChange,
 )
 
 if TYPE_CHECKING:
@@ -53,8 +61,12 @@ TARGETS = tuple(t for t in REPLICA_SIGNED if t is not Reply)
 class RandomMessageAdversary:
     """Injects random signed messages as Byzantine replica `replica_id` (see module docstring)."""
 
-    def __init__(self, sim: Simulation, replica_id: int, rng: random.Random, rate_per_s: float) -> None:
+    def __init__(
+        self, sim: Simulation, replica_id: int, rng: random.Random, rate_per_s: float,
+        plot: dict[int, ViewChange] | None = None,
+    ) -> None:
         self.sim = sim
+        self.plot = plot if plot is not None else {}
         self.replica_id = replica_id
         self.rng = rng
         self.mean_gap_ms = 1000.0 / rate_per_s
@@ -98,11 +110,27 @@ class RandomMessageAdversary:
     # ---- making messages ---------------------------------------------------------------
 
     def make(self) -> Message:
+        if self.requests and self.rng.random() < 0.1:
+            return self._sign(self._conspire())
         if self.recent and self.rng.random() < 0.5:
             message = self._mutate(self.rng.choice(self.recent))
         else:
             message = self._fresh(self.rng.choice(TARGETS))
         return self._sign(message)
+
+    def _conspire(self) -> ViewChange:
+        """The accomplices' shared fabricated VIEW-CHANGE for the next view (see docstring)."""
+        replica = self.sim.nodes[self.replica_id].inner
+        new_view = replica.view + 1
+        fabricated = self.plot.get(new_view)
+        if fabricated is None:
+            start = replica.last_executed + 1
+            reports = tuple(
+                PrePrepared(new_view - 1, seq, tuple(self.rng.sample(list(self.requests), min(2, len(self.requests)))))
+                for seq in range(start, start + self.rng.randint(1, 3))
+            )
+            fabricated = self.plot[new_view] = ViewChange(new_view, None, (), reports, 0)
+        return fabricated
 
     def _context(self) -> tuple[int, int]:
         replica = self.sim.nodes[self.replica_id].inner

@@ -231,10 +231,11 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
     _schedule_events(sim, plan, healed)
     adversaries = []
     adversary_rng = random.Random(plan.streams.get("adversary", plan.seed))
+    plot: dict[int, Any] = {}  # what colluding adversaries agreed to claim
     for role in plan.byzantine:
         if role.adversary_rate_per_s > 0:
             adversary = RandomMessageAdversary(
-                sim, role.replica, random.Random(adversary_rng.getrandbits(63)), role.adversary_rate_per_s
+                sim, role.replica, random.Random(adversary_rng.getrandbits(63)), role.adversary_rate_per_s, plot
             )
             adversary.start(0.0)
             adversaries.append(adversary)
