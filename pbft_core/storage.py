@@ -9,6 +9,9 @@ always *before* it sends the messages of that iteration, so what a replica voted
 before anyone can see the vote. WAL mode with ``synchronous=NORMAL``: a committed transaction
 survives a process crash (the case the runtime cares about), not necessarily a power cut.
 
+This is the inspection record (what `pbft inspect` reads), not the crash-recovery log: a node
+that must survive ``kill -9`` keeps its durable events in `durable.DurableLog` as well.
+
 Nothing here is ever unpickled: protocol messages are stored as the wire codec's bytes and read
 back with the strict `messages.decode`; everything else is plain columns or JSON.
 
@@ -53,9 +56,6 @@ Replica database schema (``n<i>.sqlite``)
 ``events(id PK, t_ms, kind, detail)``
     Protocol events worth reading (view change started, new view installed, checkpoint stable,
     state transferred, drops) as JSON detail.
-``durable(id PK, kind, payload)``
-    The durable events (`ready.DURABLE_EVENTS`) in order, encoded with the wire codec, so
-    `ReplicaStore.durable_events` can feed `Replica.restore` after a crash.
 ``metrics(name PK, value)`` / ``final(key PK, value)``
     The replica's counters and its final view / view_active / last_executed / stable_seq,
     written when it stops.
@@ -75,45 +75,35 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import msgpack
 
 from .bank import Bank
 from .config import replica_name
 from .messages import (
     CatchUp,
     Checkpoint,
-    CheckpointProof,
-    DecodeError,
     Fetch,
     Message,
     NewView,
     PrePrepare,
-    Proof,
     Reply,
     Request,
     Status,
     ViewChange,
     batch_digest,
-    decode,
-    encode,
 )
 from .ready import (
-    Accepted,
     CheckpointStable,
     Dropped,
     Event,
     Executed,
     NewViewInstalled,
-    ProofStored,
     StateTransferred,
     StatusChanged,
     ViewChangeStarted,
-    ViewEntered,
 )
 
 SCHEMA_VERSION = 1
@@ -144,7 +134,6 @@ CREATE TABLE IF NOT EXISTS new_views (
     id INTEGER PRIMARY KEY, t_ms REAL, view INTEGER, leader TEXT, view_changes TEXT,
     proposals TEXT);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, t_ms REAL, kind TEXT, detail TEXT);
-CREATE TABLE IF NOT EXISTS durable (id INTEGER PRIMARY KEY, kind TEXT, payload BLOB);
 CREATE TABLE IF NOT EXISTS metrics (name TEXT PRIMARY KEY, value INTEGER);
 CREATE TABLE IF NOT EXISTS final (key TEXT PRIMARY KEY, value TEXT);
 CREATE INDEX IF NOT EXISTS status_history_seq ON status_history (seq);
@@ -258,83 +247,6 @@ def describe(message: Message) -> MessageInfo:
     return MessageInfo(name, view, seq, digest, summary[:SUMMARY_CHARS_MAX])
 
 
-# ---- durable events: wire-codec encoding, no pickle -----------------------------------------
-
-
-def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
-
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, max_map_len=0, max_ext_len=0)
-
-
-def _decode_as(data: bytes, cls: type[Message]) -> Any:
-    message = decode(data)
-    if not isinstance(message, cls):
-        raise DecodeError(f"expected {cls.__name__}, got {type(message).__name__}")
-    return message
-
-
-def encode_durable(event: Event) -> tuple[str, bytes] | None:
-    """(kind, payload) for a durable event, or None for a volatile one."""
-    if isinstance(event, Accepted):
-        return "accepted", _pack([event.view, event.seq, [encode(r) for r in event.batch]])
-    if isinstance(event, ProofStored):
-        return "proof", encode(event.proof)
-    if isinstance(event, ViewEntered):
-        return "view", _pack([event.view, event.active])
-    if isinstance(event, Executed):
-        return "executed", _pack(
-            [
-                event.seq,
-                event.view,
-                [encode(r) for r in event.batch],
-                list(event.results),
-                event.state_digest,
-            ]
-        )
-    if isinstance(event, CheckpointStable):
-        return "checkpoint", _pack([encode(event.proof), event.snapshot])
-    if isinstance(event, StateTransferred):
-        return "transferred", _pack([encode(event.proof), event.snapshot])
-    return None
-
-
-def decode_durable(kind: str, payload: bytes) -> Event:
-    """Inverse of `encode_durable`; raises `DecodeError` on anything malformed."""
-    try:
-        if kind == "proof":
-            return ProofStored(_decode_as(payload, Proof))
-        obj = _unpack(payload)
-        if kind == "accepted":
-            view, seq, batch = obj
-            return Accepted(int(view), int(seq), tuple(_decode_as(b, Request) for b in batch))
-        if kind == "view":
-            view, active = obj
-            return ViewEntered(int(view), bool(active))
-        if kind == "executed":
-            seq, view, batch, results, digest = obj
-            return Executed(
-                int(seq),
-                int(view),
-                tuple(_decode_as(b, Request) for b in batch),
-                tuple(results),
-                bytes(digest),
-            )
-        if kind in ("checkpoint", "transferred"):
-            proof_bytes, snapshot = obj
-            proof = _decode_as(proof_bytes, CheckpointProof)
-            if kind == "checkpoint":
-                return CheckpointStable(proof, None if snapshot is None else bytes(snapshot))
-            return StateTransferred(proof, bytes(snapshot))
-    except DecodeError:
-        raise
-    except Exception as exc:  # msgpack / unpacking errors on a corrupt row
-        raise DecodeError(f"durable {kind}: {type(exc).__name__}") from None
-    raise DecodeError(f"unknown durable event kind {kind!r}")
-
-
 # ---- replica store ---------------------------------------------------------------------------
 
 
@@ -408,9 +320,6 @@ class ReplicaStore:
         )
 
     def record_event(self, t_ms: float, event: Event) -> None:
-        durable = encode_durable(event)
-        if durable is not None:
-            self.db.execute("INSERT INTO durable (kind, payload) VALUES (?, ?)", durable)
         if isinstance(event, StatusChanged):
             self.db.execute(
                 "INSERT INTO status_history (t_ms, seq, view, status) VALUES (?, ?, ?, ?)",
@@ -656,11 +565,6 @@ class ReplicaStore:
             r["name"]: r["value"]
             for r in self.db.execute("SELECT name, value FROM metrics ORDER BY name")
         }
-
-    def durable_events(self) -> Iterator[Event]:
-        """The durable events in the order they happened, for `Replica.restore`."""
-        for row in self.db.execute("SELECT kind, payload FROM durable ORDER BY id"):
-            yield decode_durable(row["kind"], bytes(row["payload"]))
 
     def __enter__(self) -> ReplicaStore:
         return self

@@ -89,23 +89,6 @@ def test_a_replica_database_round_trips_its_state_log_checkpoints_and_new_views(
         assert store.metrics()["executed.batches"] == replica.metrics["executed.batches"]
 
 
-def test_durable_events_read_back_rebuild_the_same_replica(tmp_path: Path) -> None:
-    sim = Simulation(ClusterConfig(checkpoint_interval=5), seed=4)
-    sim.run_transactions(RING * 2)
-    _store_from_sim(sim, 3, tmp_path / "n3.sqlite").close()
-    with ReplicaStore(tmp_path / "n3.sqlite", read_only=True) as store:
-        events = list(store.durable_events())
-    before = sim.replica(3)
-    after = Replica.restore(3, sim.config, before.crypto, events)
-    assert after.bank.balances == before.bank.balances
-    assert after.bank.last_reply == before.bank.last_reply
-    assert (after.view, after.last_executed, after.stable_seq) == (
-        before.view,
-        before.last_executed,
-        before.stable_seq,
-    )
-
-
 def test_describe_names_type_view_seq_and_summarises_requests() -> None:
     request = Request("A", 7, "transfer", ("A", "B", 3), False)
     info = describe(request)
