@@ -60,8 +60,25 @@ DECODE_CACHE_MAX = 4096
 TICKS_AT_ONE_TIME_MAX = 10_000
 
 
+# Normal runs keep a few hundred events queued; this many means messages multiply faster than
+# they are delivered (a forwarding loop, an amplification), and virtual time would crawl.
+EVENTS_QUEUED_MAX = 100_000
+
+
+# Links between two Byzantine instances carry at most this many messages per window: twins or
+# colluders running honest code can bounce a forwarded request between themselves forever,
+# doubling it at every twin; that costs the adversary nothing and would only stall the
+# simulation. Honest replicas' links are never throttled (a storm through them is a finding).
+BYZANTINE_LINK_WINDOW_MS = 100.0
+BYZANTINE_LINK_MESSAGES_MAX = 500
+
+
 class Livelock(RuntimeError):
     """A node keeps asking for a tick at the current virtual time: time can never advance."""
+
+
+class MessageStorm(RuntimeError):
+    """Messages multiply faster than the network delivers them: the run can never finish."""
 # A replica instance's key in the event queue: r for replica r, -r for its twin.
 NodeKey = int
 
@@ -188,6 +205,7 @@ class Simulation:
         self._link_clock: dict[tuple[str, str], float] = {}
         self._decoded: dict[bytes, Message] = {}
         self._tick_time = -1.0
+        self._byzantine_links: dict[tuple[str, str], tuple[float, int]] = {}
         self._ticks_at_time: dict[str, int] = {}
         self.delivered = 0
         self.decode_failures = 0
@@ -217,6 +235,7 @@ class Simulation:
                 crypto=node_crypto,
                 attacks=attacks,
             )
+        self._by_address = {node.address: node for node in self.nodes.values()}
         self.clients = {c: Client(c, self.config, self.client_crypto(c)) for c in client_names}
         self.completions: list[tuple[str, Any]] = []
         self._on_completion: Callable[[str, Any], None] | None = None
@@ -267,6 +286,7 @@ class Simulation:
         )
         original.honest = False
         self.twins[r] = twin
+        self._by_address[twin.address] = twin
         self._schedule(self.now, "tick", -r, None)
         return twin
 
@@ -301,6 +321,8 @@ class Simulation:
     # ---- scheduling ----------------------------------------------------------------------
 
     def _schedule(self, at: float, kind: str, target: Any, payload: Any) -> None:
+        if len(self._queue) >= EVENTS_QUEUED_MAX:
+            raise MessageStorm(f"{len(self._queue)} events queued at {self.now:.3f} ms: {self._busiest_links()}")
         if kind == "tick" and isinstance(target, int):
             # One queued tick per node suffices: the tick's Ready asks for the next one.
             node = self.node(target)
@@ -318,9 +340,22 @@ class Simulation:
             return side is None or other is None or side == other
         return True
 
+    def _byzantine_link_full(self, source: str, target: str) -> bool:
+        sender, receiver = self._by_address.get(source), self._by_address.get(target)
+        if sender is None or receiver is None or sender.honest or receiver.honest:
+            return False
+        start, count = self._byzantine_links.get((source, target), (self.now, 0))
+        if self.now - start >= BYZANTINE_LINK_WINDOW_MS:
+            start, count = self.now, 0
+        self._byzantine_links[(source, target)] = (start, count + 1)
+        if count < BYZANTINE_LINK_MESSAGES_MAX:
+            return False
+        self._count("byzantine-throttled")
+        return True
+
     def _transmit(self, source: str, target: str, target_key: Any, data: bytes) -> None:
         net = self.network
-        if not self._link_up(source, target):
+        if not self._link_up(source, target) or self._byzantine_link_full(source, target):
             return
         if self.rng.random() < net.drop_rate:
             self._count("loss")
@@ -410,8 +445,11 @@ class Simulation:
         self.now = max(self.now, at)
         if kind == "tick":
             node = self.node(target)
-            if node.tick_at == at:
-                node.tick_at = None
+            if node.tick_at != at:
+                # Superseded: a tick requested later for an earlier time already ran, and the
+                # node's latest Ready named its next deadline (timers are all in every Ready).
+                return True
+            node.tick_at = None
             self._check_livelock(node)
             if node.up:
                 self._perform_replica(target, node.replica.tick(self.now))
@@ -443,6 +481,18 @@ class Simulation:
         for observer in self.observers:
             observer(self)
         return True
+
+    def _busiest_links(self) -> str:
+        links: dict[tuple[str, str, str], int] = {}
+        for _at, _order, kind, target, payload in self._queue:
+            if kind == "deliver":
+                message = self._decode(payload[1])
+                name = type(message).__name__ if message is not None else "?"
+                address = self.node(target).address if isinstance(target, int) else str(target)
+                link = (payload[0], address, name)
+                links[link] = links.get(link, 0) + 1
+        top = sorted(links.items(), key=lambda item: -item[1])[:4]
+        return ", ".join(f"{count} {name} {source}->{target}" for (source, target, name), count in top)
 
     def _check_livelock(self, node: SimNode) -> None:
         if self._tick_time != self.now:
@@ -568,6 +618,7 @@ def describe(message: Message) -> str:
 
 __all__ = [
     "Livelock",
+    "MessageStorm",
     "NetworkConfig",
     "NodeKey",
     "Request",

@@ -44,7 +44,7 @@ from ..client import Completion
 from ..config import ClusterConfig
 from ..faults import Attack
 from ..invariants import InvariantChecker, InvariantViolation
-from ..runtime.simulator import Livelock, NetworkConfig, Simulation
+from ..runtime.simulator import Livelock, MessageStorm, NetworkConfig, Simulation
 from .adversary import RandomMessageAdversary
 from .plan import ALL_FAULTS, ConfigPlan, FaultEvent, NetworkPlan, Plan, generate_plan
 
@@ -284,6 +284,8 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
         result.invariant, result.detail = violation.invariant, violation.detail
     except Livelock as livelock:
         result.liveness = f"livelock: {livelock}"
+    except MessageStorm as storm:
+        result.liveness = f"message-storm: {storm}"
     except Exception as exc:  # protocol code must never raise, whatever it is fed
         result.invariant = "exception"
         frames = traceback.extract_tb(exc.__traceback__)
