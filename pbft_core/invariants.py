@@ -14,6 +14,8 @@ a twin, may do anything). The invariants, by the name reports use:
   fast aggregate, wherever it travels: alone, in a catch-up, a view change or a new view) for a
   sequence number names the same batch, and every valid checkpoint certificate for a sequence
   number the same state digest — which must be the state the agreed log produces there.
+- ``status-agreement``: an honest replica reports a sequence number committed or executed
+  (status C or E, as ``pbft inspect status`` shows it) only with the batch committed there.
 - ``conservation``: the money in every honest replica's bank is the money it started with.
 - ``non-negative``: no honest replica holds a negative balance.
 - ``at-most-once``: no client request is executed twice (by one replica, or at two sequence
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 INVARIANTS = (
     "agreement",
     "certificate-agreement",
+    "status-agreement",
     "conservation",
     "non-negative",
     "at-most-once",
@@ -69,6 +72,7 @@ INVARIANTS = (
 )
 
 RequestKey = tuple[str, int]
+REPORTED_DONE = (SlotStatus.COMMITTED, SlotStatus.EXECUTED)
 
 
 class InvariantViolation(AssertionError):
@@ -104,6 +108,7 @@ class InvariantChecker:
         self._pending_digests: dict[int, list[tuple[str, bytes, str]]] = {}
         # Certificates seen valid: seq -> batch digest (commit) / state digest (checkpoint).
         self._committed: dict[int, bytes] = {}
+        self._reported: dict[int, dict[bytes, str]] = {}  # statuses not yet backed by a commit
         self._checkpoints: dict[int, bytes] = {}
         self._bad_certificates: set[tuple[bytes, bytes]] = set()
         # What honest replicas produced, for client-validity.
@@ -138,8 +143,8 @@ class InvariantChecker:
             elif isinstance(event, StateTransferred):
                 self._on_state_transferred(node, event)
                 touched = True
-            elif isinstance(event, StatusChanged) and event.status == SlotStatus.COMMITTED:
-                self._record_commit(event.seq, event.digest, f"{node.address} committed")
+            elif isinstance(event, StatusChanged) and event.status in REPORTED_DONE:
+                self._record_status(event.seq, event.digest, f"{node.address} reports status {event.status}")
         if touched:
             self.check_state(node)
 
@@ -303,6 +308,24 @@ class InvariantChecker:
                 "certificate-agreement",
                 f"seq {seq}: {where} commits batch {digest[:4].hex()} but batch {known[:4].hex()} committed there too",
             )
+        for reported, reporter in self._reported.pop(seq, {}).items():
+            if reported != digest:
+                self._status_mismatch(seq, reported, reporter, digest)
+
+    def _record_status(self, seq: int, digest: bytes, where: str) -> None:
+        # A status is a claim, not evidence: compare it with what certificates and executions
+        # say, now or when they arrive.
+        known = self._committed.get(seq)
+        if known is None:
+            self._reported.setdefault(seq, {}).setdefault(digest, where)
+        elif known != digest:
+            self._status_mismatch(seq, digest, where, known)
+
+    def _status_mismatch(self, seq: int, digest: bytes, where: str, committed: bytes) -> None:
+        self.fail(
+            "status-agreement",
+            f"seq {seq}: {where} with batch {digest[:4].hex()}, but batch {committed[:4].hex()} committed there",
+        )
 
     def _checkpoint_certificate(self, proof: CheckpointProof, where: str) -> None:
         known = self._checkpoints.get(proof.seq)
