@@ -19,13 +19,14 @@ from pathlib import Path
 
 import msgpack
 
-from .messages import CheckpointProof, Proof, decode, encode
+from .messages import CheckpointProof, NewView, Proof, decode, encode
 from .ready import (
     DURABLE_EVENTS,
     Accepted,
     CheckpointStable,
     Event,
     Executed,
+    NewViewInstalled,
     ProofStored,
     StateTransferred,
     ViewEntered,
@@ -51,6 +52,8 @@ def encode_event(event: Event) -> bytes:
         body = ["proof", encode(event.proof)]
     elif isinstance(event, ViewEntered):
         body = ["view", event.view, event.active]
+    elif isinstance(event, NewViewInstalled):
+        body = ["newview", encode(event.message)]
     elif isinstance(event, Executed):
         results = list(event.results)
         body = ["executed", event.seq, event.view, _requests(event.batch), results, event.state_digest]
@@ -75,6 +78,10 @@ def decode_event(data: bytes) -> Event:
             return ProofStored(proof)
         if kind == "view":
             return ViewEntered(fields[0], fields[1])
+        if kind == "newview":
+            message = decode(fields[0])
+            assert isinstance(message, NewView)
+            return NewViewInstalled(message.view, message)
         if kind == "executed":
             seq, view, batch, results, digest = fields
             return Executed(seq, view, _batch(batch), tuple(results), digest)
@@ -99,17 +106,18 @@ def _seq_of(event: Event) -> int | None:
 
 def _compacted(log: list[bytes], checkpoint_at: int) -> list[bytes]:
     """The log with everything the checkpoint at ``log[checkpoint_at]`` subsumes replaced by
-    its snapshot: the last view entered, the snapshot as a state transfer, and every event
+    its snapshot: the last view entered and NEW-VIEW installed, the snapshot as a state transfer, and every event
     about a later sequence number (votes cast before the checkpoint became stable)."""
     checkpoint = decode_event(log[checkpoint_at])
     assert isinstance(checkpoint, CheckpointStable) and checkpoint.snapshot is not None
     events = [decode_event(row) for row in log[:checkpoint_at]]
     views = [row for row, e in zip(log, events, strict=False) if isinstance(e, ViewEntered)]
+    new_views = [row for row, e in zip(log, events, strict=False) if isinstance(e, NewViewInstalled)]
     later = [
         row for row, e in zip(log, events, strict=False) if (_seq_of(e) or 0) > checkpoint.seq
     ]
     base = encode_event(StateTransferred(checkpoint.proof, checkpoint.snapshot))
-    return [*views[-1:], base, *later, *log[checkpoint_at:]]
+    return [*new_views[-1:], *views[-1:], base, *later, *log[checkpoint_at:]]
 
 
 class DurableLog:

@@ -131,7 +131,15 @@ Event = (
     | StateTransferred
     | Dropped
 )
-DURABLE_EVENTS = (Accepted, ProofStored, ViewEntered, Executed, CheckpointStable, StateTransferred)
+DURABLE_EVENTS = (
+    Accepted,
+    ProofStored,
+    ViewEntered,
+    NewViewInstalled,  # so a restarted new leader can still relay it to replicas that missed it
+    Executed,
+    CheckpointStable,
+    StateTransferred,
+)
 
 
 @dataclass

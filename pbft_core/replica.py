@@ -80,6 +80,7 @@ from .viewchange import check_view_change, select_checkpoint, select_proposals
 RequestKey = tuple[str, int]
 VERIFIED_REQUESTS_MAX = 100_000
 CATCH_UP_ENTRIES_MAX = 128
+HELPED_MAX = 1_000
 EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
 FAST_PATH_HISTORY = 32
 
@@ -112,6 +113,7 @@ class Replica:
         self.exec_deadline_ms: float | None = None
         self.vc_deadline_ms: float | None = None
         self.vc_resend_ms: float | None = None
+        self._helped: dict[tuple[int, int], float] = {}  # (replica, view) -> when we last helped
         self.vc_attempts = 0
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.new_views: list[NewView] = []
@@ -391,6 +393,10 @@ class Replica:
 
     def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
         """Take (view, seq, batch) as this view's proposal and sign a prepare share for it."""
+        if slot.committed is not None and batch_digest(slot.committed.batch) != digest:
+            # Never vote for (nor report) anything but what this replica knows committed here.
+            self.metrics["dropped.proposal over a committed slot"] += 1
+            return
         slot.accept(view, digest, batch)
         slot.proposed_at_ms = self._now
         self._ready.events.append(Accepted(view, slot.seq, batch))
@@ -477,6 +483,8 @@ class Replica:
 
     def _committed(self, slot: Slot, proof: Proof) -> None:
         self._record_proof(slot, proof)
+        # A leader that learnt of commits by catch-up must not propose at those seqs again.
+        self.next_seq = max(self.next_seq, slot.seq + 1)
         self.metrics["commits.fast" if proof.kind == ProofKind.FAST else "commits.slow"] += 1
         self._set_status(slot, SlotStatus.COMMITTED)
         self._execute_ready()
@@ -776,10 +784,7 @@ class Replica:
 
     def on_view_change(self, vc: ViewChange) -> None:
         if vc.new_view < self.view or (vc.new_view == self.view and self.view_active):
-            # The sender missed a view change that completed: hand it the proof (any replica
-            # may relay a NEW-VIEW; it is signed by its leader and checked on arrival).
-            if self.view_active and self.new_views:
-                self._send(vc.replica, self.new_views[-1])
+            self._help_replica_behind(vc)
             return
         if vc.new_view > self.view + self.config.n * 4:
             self._drop(vc, "view too far ahead")
@@ -789,6 +794,32 @@ class Replica:
             self._drop(vc, reason)
             return
         self._record_view_change(vc)
+
+    def _help_replica_behind(self, vc: ViewChange) -> None:
+        """The sender is still changing to a view this replica has completed or left behind.
+
+        Hand it what it lacks; all of it is signed by its authors, so anyone may relay it: the
+        NEW-VIEW of that view if we hold one (or, if we are active in a later view, the latest
+        NEW-VIEW), else the VIEW-CHANGEs we collected for it, so it can reach 2f+1 and start
+        its own new-view timer instead of waiting for messages nobody will send again.
+        """
+        # Relayed view changes reach us too (and would be answered again): help each replica
+        # with each view at most once per re-send period, so helping cannot become a storm.
+        last = self._helped.get((vc.replica, vc.new_view))
+        if last is not None and self._now - last < self.config.timers.view_change_resend_ms:
+            return
+        self._helped[(vc.replica, vc.new_view)] = self._now
+        if len(self._helped) > HELPED_MAX:
+            self._helped.clear()
+        new_view = next((nv for nv in self.new_views if nv.view == vc.new_view), None)
+        if new_view is None and self.view_active and self.new_views:
+            new_view = self.new_views[-1] if self.new_views[-1].view > vc.new_view else None
+        if new_view is not None:
+            self._send(vc.replica, new_view)
+            return
+        for replica, held in self.view_changes.get(vc.new_view, {}).items():
+            if replica != vc.replica:
+                self._send(vc.replica, held)
 
     def _record_view_change(self, vc: ViewChange) -> None:
         self.view_changes.setdefault(vc.new_view, {})[vc.replica] = vc
@@ -930,6 +961,8 @@ class Replica:
                 for key in [k for k in self.pending if self.bank.is_executed(*k)]:
                     del self.pending[key]
             self._stabilize(event.proof)
+        elif isinstance(event, NewViewInstalled):
+            self.new_views.append(event.message)
         elif isinstance(event, CheckpointStable):
             if event.snapshot is not None:
                 self.snapshots[event.seq] = event.snapshot

@@ -131,7 +131,7 @@ def quorum_of_2f(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_2f_quorum_is_caught_within_40_seeds_with_every_fault_on(quorum_of_2f: None):
     summary = run_seeds(range(40), Batch(f=1, requests=20, options=SIM), jobs=1)
     assert summary.violations, "commits with 2f shares went unnoticed for 40 seeds"
-    assert {r.invariant for r in summary.violations} <= {"certificate-agreement", "agreement", "replay"}
+    assert {r.invariant for r in summary.violations} <= {"certificate-agreement", "agreement", "status-agreement", "replay"}
 
 
 def test_a_2f_quorum_is_caught_by_twins_within_20_seeds_with_f_2(quorum_of_2f: None):

@@ -1,7 +1,7 @@
 """Regression the simulator found: a replica takes a new proposal over a slot it already
 committed or executed.
 
-The bug (open; 16 of 2000 seeds with f=1, e.g. 21911 and 20555; invariant
+The bug (fixed; was 16 of 2000 seeds with f=1, e.g. 21911 and 20555; invariant
 ``status-agreement``). `Slot.accept` keeps a slot's ``committed`` proof but replaces its
 ``view``/``digest``/``batch`` with the new proposal, and nothing on two paths checks the
 proposal against ``committed`` (`on_pre_prepare` does: "conflicts with a committed batch"):
@@ -20,16 +20,14 @@ batch as executed/committed where a different batch was (what ``pbft inspect sta
 JSON report show) — and signs/sends a vote for a batch that conflicts with a commit certificate
 it holds. Execution stays right (it uses ``committed``), and no conflicting certificate can form
 (the replicas that committed the real batch do not vote again in that view), so agreement holds.
-Fix direction: never accept (nor sign for) a batch that conflicts with ``slot.committed`` — in
-`_accept`/`Slot.accept` — and keep ``next_seq > last_executed`` after catch-up and execution.
+The fix: `Replica._accept` refuses a batch that conflicts with ``slot.committed`` (counted as
+"proposal over a committed slot"), and a commit learnt any way moves ``next_seq`` past it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 from pbft_core.certificates import commit_message
 from pbft_core.config import ClusterConfig
@@ -52,8 +50,6 @@ from pbft_core.sim.plan import Plan
 from pbft_core.sim.vopr import run_plan
 from pbft_core.viewchange import select_proposals
 
-REPROPOSES = "a leader's next_seq ignores what catch-up executed: it re-proposes executed sequence numbers (see module docstring, 1)"
-OVERRIDES = "installing a NEW-VIEW accepts O's batch over a slot holding a different committed batch (see module docstring, 2)"
 CONFIG = ClusterConfig(f=1)
 REPLICA_CRYPTO, CLIENT_CRYPTO = make_crypto("sim", 1, CONFIG, "AB")
 
@@ -80,7 +76,6 @@ def committed_in_view_2(seq: int, batch: tuple[Request, ...]) -> Proof:
     return Proof(2, seq, batch, ProofKind.COMMIT, certificate)
 
 
-@pytest.mark.xfail(strict=True, reason=REPROPOSES)
 def test_a_leader_that_caught_up_never_proposes_at_a_sequence_number_it_executed():
     # Given n1, leader of view 1, while the others committed batch X at seq 1 in view 2
     leader = Replica(1, CONFIG, REPLICA_CRYPTO(1))
@@ -96,13 +91,11 @@ def test_a_leader_that_caught_up_never_proposes_at_a_sequence_number_it_executed
     assert leader.slots[1].digest == batch_digest(x)
 
 
-@pytest.mark.xfail(strict=True, reason=REPROPOSES)
 def test_pinned_seed_21911_a_leader_restarted_into_an_old_view_reports_only_true_statuses():
     result = run_plan(pinned("seed-21911-stale-leader-reproposes.json"))
     assert result.invariant is None, result.detail
 
 
-@pytest.mark.xfail(strict=True, reason=OVERRIDES)
 def test_a_replica_that_executed_a_batch_never_votes_for_another_at_that_seq_from_a_new_view():
     # Given n3 executed batch X at seq 1 (committed in view 2, learnt by catch-up)
     n3 = Replica(3, CONFIG, REPLICA_CRYPTO(3))
@@ -119,7 +112,6 @@ def test_a_replica_that_executed_a_batch_never_votes_for_another_at_that_seq_fro
     assert n3.slots[1].digest == batch_digest(x)
 
 
-@pytest.mark.xfail(strict=True, reason=OVERRIDES)
 def test_pinned_seed_20555_a_second_new_view_from_a_twin_leaves_executed_slots_alone():
     result = run_plan(pinned("seed-20555-new-view-over-executed-slot.json"))
     assert result.invariant is None, result.detail

@@ -1,7 +1,9 @@
 """Regressions the simulator found: two ways honest replicas stay stuck in a view change forever.
 
-Both are liveness bugs with at most f faulty replicas; both are open, so each scenario is a
-strict xfail (the fix turns it into an XPASS failure that says "remove the marker").
+Both are liveness bugs with at most f faulty replicas; both are fixed: NEW-VIEW is now a
+durable event (a restarted leader can still relay it), and a replica answers a VIEW-CHANGE
+for a view it has completed or left with the NEW-VIEW it holds for it, or else with the
+VIEW-CHANGEs it collected for it (`Replica._help_replica_behind`).
 
 1. **A NEW-VIEW lost on restart** (seed 11228). A replica that misses a NEW-VIEW can only
    finish that view change by having it relayed (`on_view_change` relays ``new_views[-1]``).
@@ -37,8 +39,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from pbft_core.dispatch import Outcome
 from pbft_core.faults import Attack
 from pbft_core.invariants import InvariantChecker
@@ -48,15 +48,12 @@ from pbft_core.sim.vopr import run_plan
 from tests.support import transfer
 
 PLANS = Path(__file__).parent / "plans"
-NEW_VIEW_LOST = "NEW-VIEW is not durable: a new leader restarted from disk cannot relay it (see module docstring, 1)"
-LEFT_BEHIND = "the new-view timer needs 2f+1 VIEW-CHANGEs that peers who moved on never re-send (see module docstring, 2)"
 
 
 def pinned(name: str) -> Plan:
     return Plan.from_json(json.loads((PLANS / name).read_text())["plan"])
 
 
-@pytest.mark.xfail(strict=True, reason=NEW_VIEW_LOST)
 def test_a_new_leader_restarted_from_disk_still_brings_everyone_into_its_view():
     # Given n3 down and n2's side unable to reach {n1, n4, n7} while n2 installs view 2
     sim = Simulation(seed=5, live=[1, 2, 4, 5, 6, 7], keep_events=False, keep_durable=True)
@@ -71,7 +68,6 @@ def test_a_new_leader_restarted_from_disk_still_brings_everyone_into_its_view():
     assert results[0].outcome == Outcome.COMMITTED
 
 
-@pytest.mark.xfail(strict=True, reason=LEFT_BEHIND)
 def test_replicas_short_of_2f_plus_1_view_changes_are_not_left_behind():
     # Given n1 down, n2 collecting view changes but never sending NEW-VIEW (and dark to n4-n7),
     # and n3 unable to reach n4-n7 during the view change
@@ -88,14 +84,12 @@ def test_replicas_short_of_2f_plus_1_view_changes_are_not_left_behind():
     assert results[0].outcome == Outcome.COMMITTED
 
 
-@pytest.mark.xfail(strict=True, reason=NEW_VIEW_LOST)
 def test_pinned_seed_11228_twins_loss_partitions_and_a_restarted_leader_stay_live():
     result = run_plan(pinned("seed-11228-new-view-lost-on-restart.json"))
     assert result.invariant is None, result.detail
     assert result.liveness is None, result.liveness
 
 
-@pytest.mark.xfail(strict=True, reason=LEFT_BEHIND)
 def test_pinned_seed_11634_a_silent_leader_and_two_partitions_stay_live():
     result = run_plan(pinned("seed-11634-view-change-left-behind.json"))
     assert result.invariant is None, result.detail
