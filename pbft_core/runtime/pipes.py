@@ -553,6 +553,21 @@ class _Cluster:
             worker.conn.close()
 
 
+def replica_meta(scenario_set: ScenarioSet, r: int, run_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What a replica's database records about its role in a set (every shell writes this)."""
+    byzantine = set(scenario_set.byzantine)
+    return {
+        **(run_meta or {}),
+        "set": scenario_set.number,
+        "replica": replica_name(r),
+        "honest": r not in byzantine,
+        "live": r in scenario_set.live,
+        "attacks": [str(a) for a in scenario_set.attacks] if r in byzantine else [],
+        "live_set": [replica_name(x) for x in sorted(scenario_set.live)],
+        "byzantine_set": [replica_name(x) for x in sorted(byzantine)],
+    }
+
+
 def set_seed(seed: int | None, set_number: int) -> bytes | None:
     """Per-set key seed derived from the run's ``--seed`` (None: random keys)."""
     return None if seed is None else f"pbft/run-seed/{seed}/set/{set_number}".encode()
@@ -581,16 +596,7 @@ def run_set(
     total = len(transactions)
 
     def meta_for(r: int) -> dict[str, Any]:
-        return {
-            **(run_meta or {}),
-            "set": number,
-            "replica": replica_name(r),
-            "honest": r not in byzantine,
-            "live": r in scenario_set.live,
-            "attacks": [str(a) for a in scenario_set.attacks] if r in byzantine else [],
-            "live_set": [replica_name(x) for x in sorted(scenario_set.live)],
-            "byzantine_set": [replica_name(x) for x in sorted(byzantine)],
-        }
+        return replica_meta(scenario_set, r, run_meta)
 
     # Disconnected replicas: no process, no links; their database holds their initial state.
     states: dict[int, dict[str, Any]] = {}

@@ -38,7 +38,7 @@ from ..replica import Replica
 from ..scenario import ScenarioSet
 from ..storage import ReplicaStore, replica_db_path, set_dir
 from .host import NodeHost
-from .pipes import EventCallback, ProgressCallback, SetOptions, SetResult
+from .pipes import EventCallback, ProgressCallback, SetOptions, SetResult, replica_meta
 from .tcp import ClientPool, PoolCompletion
 from .tcp_local import LocalCluster, local_cluster_file
 
@@ -72,16 +72,7 @@ def run_set_tcp(
     assert cluster.path is not None
 
     def meta_for(r: int) -> dict[str, Any]:
-        return {
-            **(run_meta or {}),
-            "set": number,
-            "replica": replica_name(r),
-            "honest": r not in byzantine,
-            "live": r in scenario_set.live,
-            "attacks": [str(a) for a in scenario_set.attacks] if r in byzantine else [],
-            "live_set": [replica_name(x) for x in sorted(scenario_set.live)],
-            "byzantine_set": [replica_name(x) for x in sorted(byzantine)],
-        }
+        return replica_meta(scenario_set, r, run_meta)
 
     def initial_database(r: int) -> dict[str, Any]:
         """A database holding replica r's initial state (it had no process, or its process
