@@ -40,15 +40,15 @@ def describe(summary: Summary) -> str:
     return "; ".join(f"seed {r.seed}: {r.invariant or 'liveness'}: {r.detail or r.liveness}" for r in failures[:5])
 
 
-# ---- the sweep: 210 seeds with the fast crypto suite ---------------------------------------
+# ---- the sweep: 300 seeds with the fast crypto suite ---------------------------------------
 
 
 @pytest.fixture(scope="module")
 def sweep() -> list[Summary]:
-    """150 seeds with f=1 and 60 with f=2, every fault of the menu on."""
+    """200 seeds with f=1 and 100 with f=2, every fault of the menu on."""
     return [
-        run_seeds(range(0, 150), Batch(f=1, requests=10, options=SIM), jobs=JOBS),
-        run_seeds(range(1000, 1060), Batch(f=2, requests=10, options=SIM), jobs=JOBS),
+        run_seeds(range(0, 200), Batch(f=1, requests=10, options=SIM), jobs=JOBS),
+        run_seeds(range(1000, 1100), Batch(f=2, requests=10, options=SIM), jobs=JOBS),
     ]
 
 
