@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pbft_core.sim.plan import ALL_FAULTS, generate_plan
+from pbft_core.sim.plan import ALL_FAULTS, Plan, generate_plan
 from pbft_core.sim.runner import Batch, Summary, run_seeds
 from pbft_core.sim.vopr import LIVENESS_BOUND_MS, RunOptions, SeedResult, load_failure, run_plan
 
@@ -202,7 +202,7 @@ def _require_real_crypto() -> None:
         ) from None
 
 
-def _replay(console: Console, plan, options: RunOptions, verbose: int) -> SeedResult:  # type: ignore[no-untyped-def]
+def _replay(console: Console, plan: Plan, options: RunOptions, verbose: int) -> SeedResult:
     def tracer(line: str) -> None:
         if verbose >= 2 or not (" -> n" in line or " drops " in line):
             console.print(line, markup=False, highlight=False)

@@ -178,7 +178,7 @@ def _address_key(sim: Simulation, address: str) -> int:
     return -r if twin else r
 
 
-def _schedule_events(sim: Simulation, plan: Plan, healed: list[bool]) -> None:
+def _schedule_events(sim: Simulation, plan: Plan, healed: list[bool], checker: InvariantChecker) -> None:
     def start_partition(event: FaultEvent) -> Callable[[Simulation], None]:
         def act(s: Simulation) -> None:
             if healed[0]:
@@ -211,9 +211,7 @@ def _schedule_events(sim: Simulation, plan: Plan, healed: list[bool]) -> None:
 
             def restart(s: Simulation, k: int = key) -> None:
                 s.restart(k)
-                checker: InvariantChecker | None = getattr(s, "checker", None)
-                if checker is not None:
-                    checker.check_state(s.node(k))
+                checker.check_state(s.node(k))  # restored from disk = the state it had
 
             sim.at(event.at_ms, crash)
             sim.at(min(event.at_ms + event.duration_ms, plan.safety_ms), restart)
@@ -226,9 +224,8 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
     sim = build_simulation(plan, options)
     sim.tracer = tracer
     checker = InvariantChecker.attach(sim)
-    sim.checker = checker  # type: ignore[attr-defined]
     healed = [False]
-    _schedule_events(sim, plan, healed)
+    _schedule_events(sim, plan, healed, checker)
     adversaries = []
     adversary_rng = random.Random(plan.streams.get("adversary", plan.seed))
     plot: dict[int, Any] = {}  # what colluding adversaries agreed to claim
@@ -260,7 +257,6 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
             if not node.up:
                 sim.restart(key)
                 checker.check_state(node)
-        deadline = heal_ms + options.liveness_bound_ms
         sim.run_until(lambda: workload.done, timeout_ms=options.liveness_bound_ms)
         late = _late_requests(plan, workload, heal_ms, options.liveness_bound_ms)
         if not workload.done or late:
@@ -279,7 +275,6 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
                     f"convergence: honest replicas did not catch up within {options.convergence_ms:.0f} ms "
                     f"after the last request completed (last executed: {progress})"
                 )
-        del deadline
     except InvariantViolation as violation:
         result.invariant, result.detail = violation.invariant, violation.detail
     except Livelock as livelock:
