@@ -83,6 +83,7 @@ CATCH_UP_ENTRIES_MAX = 128
 HELPED_MAX = 1_000
 EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
 FAST_PATH_HISTORY = 32
+FORWARDED_MAX = 10_000  # forwarded-request records kept before the executed ones are pruned
 
 
 class Replica:
@@ -109,6 +110,7 @@ class Replica:
         self.proposal_queue: deque[RequestKey] = deque()
         self.proposed: set[RequestKey] = set()
         self._verified_requests: dict[bytes, None] = {}
+        self._forwarded: dict[RequestKey, tuple[int, float]] = {}  # backup: key -> (view, when)
 
         self.exec_deadline_ms: float | None = None
         self.vc_deadline_ms: float | None = None
@@ -324,9 +326,28 @@ class Replica:
             if self.propose_at_ms is None:
                 self.propose_at_ms = self._now + self.config.timers.batch_wait_ms
         elif not self.is_leader:
-            self._send(self.leader, request)
+            self._forward(request)
             if self.exec_deadline_ms is None:
                 self._restart_exec_timer()
+
+    def _forward(self, request: Request) -> None:
+        """Backup: hand a request to the leader at most once per view and execution timeout.
+
+        Copies keep arriving (the client's retransmissions, other replicas' forwards, echoes
+        from a Byzantine peer or a twin); forwarding each one lets two replicas that disagree
+        about the leader reflect a request between them, copy for copy, without end. A forward
+        lost on the way is covered by the client's retransmission after the timeout, and a
+        leader that ignores it by the execution timer.
+        """
+        last = self._forwarded.get(request.key)
+        if last is not None and last[0] == self.view and self._now - last[1] < self.config.timers.execution_timeout_ms:
+            self.metrics["requests.forward_suppressed"] += 1
+            return
+        if len(self._forwarded) >= FORWARDED_MAX:
+            kept = {k: v for k, v in self._forwarded.items() if k in self.pending}
+            self._forwarded = kept if len(kept) < FORWARDED_MAX // 2 else {}
+        self._forwarded[request.key] = (self.view, self._now)
+        self._send(self.leader, request)
 
     def _propose(self) -> None:
         """Leader: pre-prepare queued requests, up to the pipelining window and the watermark."""
