@@ -20,6 +20,11 @@ deposit_checking / transact_savings / write_check change the total by exactly th
 
 from __future__ import annotations
 
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 from .bank import FAILED, INITIAL_STATES, OK, Balances, Result, operation
 from .messages import Arg
 
@@ -128,3 +133,141 @@ def write_check(balances: Balances, args: tuple[Arg, ...]) -> Result:
         return FAILED
     balances[checking(c)] -= amount
     return OK
+
+
+# ---- workload ---------------------------------------------------------------------------------
+#
+# Cahill et al.'s mix (and BenchBase's default): Amalgamate 15%, Balance 15%, DepositChecking 15%,
+# SendPayment 25%, TransactSavings 15%, WriteCheck 15%. Customers are drawn from a small "hot"
+# set with `hot_probability`, otherwise uniformly from the rest (H-Store's skew knob).
+
+MIX: tuple[tuple[str, int], ...] = (
+    ("amalgamate", 15),
+    ("sb_balance", 15),
+    ("deposit_checking", 15),
+    ("send_payment", 25),
+    ("transact_savings", 15),
+    ("write_check", 15),
+)
+WORKLOAD_FORMAT = "pbft-smallbank-workload/1"
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One SmallBank transaction as a client submits it."""
+
+    op: str
+    args: tuple[int, ...]
+
+    @property
+    def read_only(self) -> bool:
+        return self.op == "sb_balance"
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    accounts: int = 1000
+    hot_accounts: int = 100
+    hot_probability: float = 0.9
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.accounts < 2:
+            raise ValueError("a SmallBank workload needs at least 2 accounts")
+        if not 0 <= self.hot_accounts <= self.accounts:
+            raise ValueError("hot accounts must be between 0 and the number of accounts")
+        if not 0.0 <= self.hot_probability <= 1.0:
+            raise ValueError("the hot-access probability must be between 0 and 1")
+
+    @property
+    def state(self) -> str:
+        """The `ClusterConfig.state` this workload runs against."""
+        return f"smallbank:{self.accounts}"
+
+
+class WorkloadGenerator:
+    """An endless, reproducible stream of transactions for one `WorkloadSpec`."""
+
+    def __init__(self, spec: WorkloadSpec) -> None:
+        self.spec = spec
+        self._rng = random.Random(spec.seed)
+        self._ops = [op for op, _ in MIX]
+        self._weights = [weight for _, weight in MIX]
+
+    def _customer(self) -> int:
+        spec, rng = self.spec, self._rng
+        hot = spec.hot_accounts
+        if hot and (hot == spec.accounts or rng.random() < spec.hot_probability):
+            return rng.randrange(hot)
+        return rng.randrange(hot, spec.accounts)
+
+    def _two_customers(self) -> tuple[int, int]:
+        first = self._customer()
+        second = self._customer()
+        while second == first:
+            second = self._customer()
+        return first, second
+
+    def next(self) -> Transaction:
+        rng = self._rng
+        op = rng.choices(self._ops, self._weights)[0]
+        if op == "amalgamate":
+            return Transaction(op, self._two_customers())
+        if op == "send_payment":
+            return Transaction(op, (*self._two_customers(), rng.randint(1, 50)))
+        if op == "transact_savings":
+            return Transaction(op, (self._customer(), rng.randint(-50, 100)))
+        if op == "sb_balance":
+            return Transaction(op, (self._customer(),))
+        return Transaction(op, (self._customer(), rng.randint(1, 100)))  # deposit / write check
+
+    def take(self, count: int) -> list[Transaction]:
+        return [self.next() for _ in range(count)]
+
+
+class WorkloadError(ValueError):
+    """A workload file that cannot be read; the message names the line."""
+
+
+def write_workload(path: Path, spec: WorkloadSpec, transactions: list[Transaction]) -> None:
+    """JSON lines: a header with the format and the spec, then one ``[op, args]`` per line."""
+    header = {"format": WORKLOAD_FORMAT, **asdict(spec), "count": len(transactions)}
+    with path.open("w", encoding="utf-8") as out:
+        out.write(json.dumps(header) + "\n")
+        for t in transactions:
+            out.write(json.dumps([t.op, list(t.args)]) + "\n")
+
+
+def read_workload(path: Path) -> tuple[WorkloadSpec, list[Transaction]]:
+    """Read a file written by `write_workload`, strictly."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{path}: {exc}") from None
+    if not lines:
+        raise WorkloadError(f"{path}:1: empty file (expected a {WORKLOAD_FORMAT} header)")
+    try:
+        header = json.loads(lines[0])
+        if header.pop("format") != WORKLOAD_FORMAT:
+            raise ValueError(f"not a {WORKLOAD_FORMAT} file")
+        header.pop("count", None)
+        spec = WorkloadSpec(**header)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise WorkloadError(f"{path}:1: bad header: {exc}") from None
+    known = {op for op, _ in MIX}
+    transactions: list[Transaction] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            op, args = json.loads(line)
+            if op not in known or not isinstance(args, list):
+                raise ValueError(f"unknown transaction {op!r}")
+            if not all(type(a) is int for a in args):
+                raise ValueError("arguments must be integers")
+        except (ValueError, TypeError) as exc:
+            raise WorkloadError(f"{path}:{number}: {exc}") from None
+        transactions.append(Transaction(op, tuple(args)))
+    if not transactions:
+        raise WorkloadError(f"{path}: no transactions")
+    return spec, transactions

@@ -25,6 +25,8 @@ for replicas without a link are not sent (a disconnected replica neither sends n
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -76,6 +78,8 @@ class NodeHost:
     wake_at_ms: float | None = 0.0  # tick once at start so the replica arms its timers
     _outbox: list[_Outgoing] = field(default_factory=list)
     decode_failures: int = 0
+    # What left this host (a message to k replicas counts k times, as on the wire).
+    sent: Counter[str] = field(default_factory=Counter)
 
     @property
     def replica(self) -> Replica:
@@ -155,10 +159,15 @@ class NodeHost:
         if self.store is not None:
             self.store.commit()
         outbox, self._outbox = self._outbox, []
+        sent = self.sent
         for item in outbox:
             if item.replica is not None:
+                sent["sent.replica.messages"] += 1
+                sent["sent.replica.bytes"] += len(item.data)
                 self.send_to_replica(item.replica, item.data)
             elif item.client is not None:
+                sent["sent.client.messages"] += 1
+                sent["sent.client.bytes"] += len(item.data)
                 self.send_to_client(item.client, item.data)
 
     # ---- state -----------------------------------------------------------------------------
@@ -173,6 +182,8 @@ class NodeHost:
             "last_executed": r.last_executed,
             "stable_seq": r.stable_seq,
             "balances": dict(r.bank.balances),
+            "metrics": {**r.metrics, **self.sent},
+            "cpu_ms": int(time.process_time() * 1000),
         }
 
     def finish(self, shell_metrics: dict[str, int] | None = None) -> dict[str, Any]:
@@ -190,6 +201,7 @@ class NodeHost:
                 metrics={
                     **dict(r.metrics),
                     "host.decode_failures": self.decode_failures,
+                    **self.sent,
                     **(shell_metrics or {}),
                 },
             )

@@ -1,0 +1,260 @@
+"""Closed-loop load on a pipes cluster: what `pbft bench smallbank` measures.
+
+Theory of operation
+-------------------
+The cluster is the pipes runtime's (`pipes._Cluster` and `pipes.worker_main`): one spawned
+process per replica, real Ed25519 and BLS, every replica with its SQLite file, no faults. The
+calling process is the load generator: it hosts `clients` sans-I/O `Client`s, each closed-loop
+(one request outstanding; the next is submitted the moment the last completes), all drawing
+from one transaction stream (a `WorkloadGenerator`, or a workload file cycled).
+
+Clients in one process share the table of verified reply roots: a replica signs one Merkle root
+per executed batch, so its signature is checked once for the whole batch, not once per client.
+
+Time is split into a warm-up (completions are not counted) and the measured window. At both
+edges the generator asks every replica for its counters (without pausing the load: answers
+arrive among the replies), so per-window figures — fast-path share, batch sizes, messages and
+bytes — are differences of two snapshots. Afterwards the workers stop cleanly and report their
+CPU time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ..client import Client, ClientReady, Completion
+from ..config import ClusterConfig, replica_name
+from ..keys import ClusterKeys
+from ..messages import DecodeError, Reply, decode, encode
+from ..smallbank import Transaction, WorkloadGenerator, WorkloadSpec
+from .host import config_to_bytes
+from .pipes import (
+    K_CLIENT,
+    K_GO,
+    K_QUERY,
+    POLL_INTERVAL_S,
+    WorkerFailure,
+    _Cluster,
+    _pack,
+    _unpack,
+)
+
+# Throughput over time is counted in buckets of this width.
+BUCKET_S = 0.5
+# How long the generator waits for the counters it asked for once the window closed.
+QUERY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    config: ClusterConfig
+    spec: WorkloadSpec
+    clients: int = 64
+    duration_s: float = 30.0
+    warmup_s: float = 3.0
+    workload: tuple[Transaction, ...] = ()  # empty: an endless stream generated from `spec`
+    seed: bytes | None = None  # cluster keys (None: fresh random keys)
+    startup_timeout_s: float = 60.0
+    stop_timeout_s: float = 15.0
+
+
+@dataclass
+class LoadResult:
+    options: LoadOptions
+    latencies_ms: list[float]  # completions inside the measured window
+    completed_at_s: list[float]  # their completion times, seconds since the window opened
+    results: Counter[str]  # "ok" / "failed" / numeric reads, by kind
+    by_op: Counter[str]
+    reads_fell_back: int
+    replica_counters: dict[int, dict[str, int]]  # per replica: window difference of its counters
+    cpu_s: dict[str, float]  # per process over the whole run ("n1".., "load generator")
+    final_states: dict[int, dict[str, Any]] = field(default_factory=dict)
+    startup_s: float = 0.0
+
+
+ProgressCallback = Callable[[float, float, int], None]  # (elapsed s, total s, completed)
+
+
+def _worker_args(
+    config_bytes: bytes, keys: ClusterKeys, db_dir: Path
+) -> Callable[[int, Connection, list[tuple[int, Connection]]], tuple[Any, ...]]:
+    def make_args(r: int, driver_end: Connection, peers: list[tuple[int, Connection]]) -> tuple[Any, ...]:
+        meta = {"replica": replica_name(r), "honest": True, "live": True, "attacks": [], "set": 1}
+        return (
+            r,
+            config_bytes,
+            keys.replica_secrets[r].to_bytes(),
+            True,
+            _pack([]),
+            str(db_dir / f"n{r}.sqlite"),
+            json.dumps(meta),
+            driver_end,
+            peers,
+            False,
+        )
+
+    return make_args
+
+
+def _transactions(options: LoadOptions) -> Iterator[Transaction]:
+    if options.workload:
+        return itertools.cycle(options.workload)
+    generator = WorkloadGenerator(options.spec)
+    return iter(generator.next, None)  # type: ignore[arg-type]  # never returns None: endless
+
+
+def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback | None = None) -> LoadResult:
+    """Run the cluster under closed-loop load for warm-up + duration; see the module docstring."""
+    config = options.config
+    db_dir.mkdir(parents=True, exist_ok=True)
+    replicas = list(config.replica_ids)
+    names = [f"c{i}" for i in range(options.clients)]
+    t_start = time.monotonic()
+    keys = ClusterKeys.generate(config, names, options.seed)
+    verified: dict[tuple[int, bytes, bytes], None] = {}
+    clients = {c: Client(c, config, keys.client_secrets[c].crypto(), verified=verified) for c in names}
+    stream = _transactions(options)
+    client_wake: dict[str, float] = {}
+    ops: dict[str, str] = {}
+
+    latencies: list[float] = []
+    completed_at: list[float] = []
+    results: Counter[str] = Counter()
+    by_op: Counter[str] = Counter()
+    fell_back = 0
+    window_open_ms = options.warmup_s * 1000.0
+    window_close_ms = window_open_ms + options.duration_s * 1000.0
+    epoch = 0.0
+
+    def now_ms() -> float:
+        return (time.monotonic() - epoch) * 1000.0
+
+    cluster = _Cluster(None)
+    # Requests for each replica, sent as one frame per replica at the end of an iteration.
+    outgoing: dict[int, list[tuple[str, bytes]]] = {}
+
+    def send_outgoing() -> None:
+        for r, items in outgoing.items():
+            cluster.send_frame(r, K_CLIENT + _pack(items))
+        outgoing.clear()
+
+    def perform(name: str, ready: ClientReady, now: float) -> None:
+        encoded: bytes | None = None
+        for to, request in ready.to_replicas:
+            encoded = encoded if encoded is not None else encode(request)
+            outgoing.setdefault(to, []).append((name, encoded))
+        if ready.wake_at_ms is None:
+            client_wake.pop(name, None)
+        else:
+            client_wake[name] = ready.wake_at_ms
+        if ready.completed is not None:
+            complete(name, ready.completed, now)
+
+    def complete(name: str, completion: Completion, now: float) -> None:
+        nonlocal fell_back
+        if window_open_ms <= now < window_close_ms:
+            latencies.append(completion.latency_ms)
+            completed_at.append((now - window_open_ms) / 1000.0)
+            result = completion.result
+            results["read" if isinstance(result, int) else str(result)] += 1
+            by_op[ops[name]] += 1
+            fell_back += completion.fell_back
+        if now < window_close_ms:
+            submit(name, now)
+
+    def submit(name: str, now: float) -> None:
+        txn = next(stream)
+        ops[name] = txn.op
+        perform(name, clients[name].submit(txn.op, txn.args, now, read_only=txn.read_only), now)
+
+    def on_frames(frames: list[tuple[int, bytes]]) -> None:
+        for _replica, frame in frames:
+            if frame[:1] != K_CLIENT:
+                continue
+            for name, data in _unpack(frame[1:]):
+                client = clients.get(str(name))
+                if client is None:
+                    continue
+                try:
+                    reply = decode(bytes(data))
+                except DecodeError:
+                    continue
+                if isinstance(reply, Reply):
+                    now = now_ms()
+                    perform(client.name, client.step(reply, now), now)
+
+    def snapshot() -> dict[int, dict[str, int]]:
+        """Ask every replica for its counters and keep serving clients until all answered."""
+        cluster.states = {}
+        for r in replicas:
+            cluster.send_frame(r, K_QUERY)
+        deadline = time.monotonic() + QUERY_TIMEOUT_S
+        while len(cluster.states) < len(replicas) and time.monotonic() < deadline:
+            serve(POLL_INTERVAL_S)
+        return {r: dict(s.get("metrics", {})) for r, s in cluster.states.items()}
+
+    def serve(timeout_s: float) -> None:
+        now = now_ms()
+        wake = min(client_wake.values(), default=now + timeout_s * 1000.0)
+        on_frames(cluster.poll(max(0.0, min(wake - now, timeout_s * 1000.0)) / 1000.0))
+        now = now_ms()
+        for name, at in list(client_wake.items()):
+            if at <= now and name in client_wake:
+                perform(name, clients[name].tick(now), now)
+        send_outgoing()
+
+    total_s = options.warmup_s + options.duration_s
+
+    def run_until(end_ms: float) -> dict[int, dict[str, int]]:
+        last_report = 0.0
+        while (now := now_ms()) < end_ms:
+            serve(0.05)
+            if on_progress is not None and now - last_report >= 200.0:
+                on_progress(min(now / 1000.0, total_s), total_s, len(latencies))
+                last_report = now
+        return snapshot()
+    states: dict[int, dict[str, Any]] = {}
+    try:
+        cluster.spawn(replicas, _worker_args(config_to_bytes(config), keys, db_dir))
+        cluster.wait_hello(options.startup_timeout_s)
+        epoch = time.monotonic()
+        startup_s = epoch - t_start
+        for r in replicas:
+            cluster.send_frame(r, K_GO + _pack([epoch]))
+        for name in names:
+            submit(name, now_ms())
+        send_outgoing()
+        before = run_until(window_open_ms)
+        after = run_until(window_close_ms)
+        states = cluster.stop(options.stop_timeout_s)
+    finally:
+        cluster.kill()
+
+    counters = {
+        r: {k: v - before.get(r, {}).get(k, 0) for k, v in after[r].items()} for r in after
+    }
+    cpu = {replica_name(r): s.get("cpu_ms", 0) / 1000.0 for r, s in states.items()}
+    cpu["load generator"] = time.process_time()
+    return LoadResult(
+        options=options,
+        latencies_ms=latencies,
+        completed_at_s=completed_at,
+        results=results,
+        by_op=by_op,
+        reads_fell_back=fell_back,
+        replica_counters=counters,
+        cpu_s=cpu,
+        final_states=states,
+        startup_s=startup_s,
+    )
+
+
+__all__ = ["BUCKET_S", "LoadOptions", "LoadResult", "WorkerFailure", "run_load"]
