@@ -48,19 +48,28 @@ def _console() -> Console:
     return Console(highlight=False, width=width)
 
 
+# ``pbft bench`` subcommands: name → "module:attribute" of a click command, imported on use.
+BENCH_COMMANDS: dict[str, str] = {
+    "sig": "thresh_sig.bench:cli",
+    "scale": "cli.bench_scale:scale",
+}
+
+
 class _LazyBenchGroup(click.Group):
-    """``pbft bench``: subcommands are imported only when used."""
+    """``pbft bench``: subcommands (`BENCH_COMMANDS`) are imported only when used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "sig"})
+        return sorted({*super().list_commands(ctx), *BENCH_COMMANDS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
-        if command is not None or name != "sig":
+        if command is not None or name not in BENCH_COMMANDS:
             return command
-        from thresh_sig import bench
+        import importlib
 
-        return bench.cli
+        module, attribute = BENCH_COMMANDS[name].split(":")
+        loaded: click.Command = getattr(importlib.import_module(module), attribute)
+        return loaded
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -369,7 +378,7 @@ def runs(data_dir: Path) -> None:
 
 @main.group(cls=_LazyBenchGroup)
 def bench() -> None:
-    """Benchmarks (sig: the thresh_sig package)."""
+    """Benchmarks (sig: the thresh_sig package; scale: message cost against n)."""
 
 
 # keygen / node / client (TCP deployment) live in their own module; it imports only Click.
