@@ -387,5 +387,34 @@ from .tcp_commands import register as _register_tcp_commands  # noqa: E402
 _register_tcp_commands(main)
 
 
+class _LazyCommand(click.Command):
+    """A command whose module is imported only when it runs (or shows its ``--help``)."""
+
+    def __init__(self, name: str, target: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help, add_help_option=False)
+        self.target = target  # "module:attribute" of the real click command
+
+    def load(self) -> click.Command:
+        import importlib
+
+        module, attribute = self.target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        # The group invokes ``sub_ctx.command``: the real command, with its own options.
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+# ``pbft simulate`` (cli/simulate.py) pulls in the simulator and rich: imported on use.
+main.add_command(
+    _LazyCommand(
+        "simulate",
+        "cli.simulate:simulate",
+        "Seeded fault schedules, invariants checked after every message.",
+    )
+)
+
+
 if __name__ == "__main__":
     main()

@@ -78,3 +78,13 @@ def test_faults_can_be_excluded_from_the_menu(tmp_path: Path):
     report = json.loads(out.read_text())
     assert report["fault_seeds"]["twins"] == report["fault_seeds"]["adversary"] == 0
     assert "twins" not in report["faults_enabled"]
+
+
+def test_simulate_is_a_command_of_pbft_itself_and_loads_only_when_used():
+    from cli.main import main
+
+    listing = CliRunner().invoke(main, ["--help"])
+    assert "simulate" in listing.output
+    result = CliRunner().invoke(main, ["simulate", "--replay", "2", *FAST], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "seed 2: ok" in result.output
