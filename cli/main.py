@@ -52,6 +52,7 @@ def _console() -> Console:
 BENCH_COMMANDS: dict[str, str] = {
     "sig": "thresh_sig.bench:cli",
     "scale": "cli.bench_scale:scale",
+    "smallbank": "cli.bench_smallbank:bench_smallbank",
 }
 
 
@@ -378,7 +379,7 @@ def runs(data_dir: Path) -> None:
 
 @main.group(cls=_LazyBenchGroup)
 def bench() -> None:
-    """Benchmarks (sig: the thresh_sig package; scale: message cost against n)."""
+    """Benchmarks (sig: the thresh_sig package; scale: message cost against n; smallbank: throughput and latency)."""
 
 
 # keygen / node / client (TCP deployment) live in their own module; it imports only Click.
@@ -414,6 +415,11 @@ main.add_command(
         "Seeded fault schedules, invariants checked after every message.",
     )
 )
+
+# ``pbft smallbank generate``: its module imports only Click at import time.
+from .bench_smallbank import smallbank as _smallbank  # noqa: E402
+
+main.add_command(_smallbank)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,356 @@
+"""``pbft smallbank generate`` and ``pbft bench smallbank``: SmallBank workloads and throughput.
+
+``bench smallbank`` starts seven replica processes on pipes (the runtime `pbft run` uses, real
+Ed25519 and BLS, SQLite files), drives them with many closed-loop clients from this process
+(`pbft_core.runtime.loadgen`), and reports committed transactions per second, latency
+percentiles, the fast-path share, batch sizes, messages and bytes per request, and the
+cryptographic floor measured on this machine in the same run (`pbft_core.floor`).
+
+Like ``cli.main``, this module imports only Click at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pbft_core.floor import CryptoBudget
+    from pbft_core.runtime.loadgen import LoadResult
+
+
+class UsageFailure(click.ClickException):
+    """``error: ...`` and exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _spec_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--accounts", type=click.IntRange(2, 1_000_000), default=1000, show_default=True, help="Customers (each has a savings and a checking balance)."),
+            click.option("--hot-accounts", type=click.IntRange(0, 1_000_000), default=100, show_default=True, help="Size of the hot set of customers."),
+            click.option("--hot-probability", type=click.FloatRange(0.0, 1.0), default=0.9, show_default=True, help="Probability that a customer is drawn from the hot set."),
+            click.option("--seed", type=int, default=1, show_default=True, help="Seed of the transaction stream (and of the cluster keys)."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _spec(accounts: int, hot_accounts: int, hot_probability: float, seed: int) -> Any:
+    from pbft_core.smallbank import WorkloadSpec
+
+    try:
+        return WorkloadSpec(accounts, hot_accounts, hot_probability, seed)
+    except ValueError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+# ---- pbft smallbank generate -------------------------------------------------------------------
+
+
+@click.group()
+def smallbank() -> None:
+    """SmallBank workloads (Cahill et al.): generate a reproducible transaction file."""
+
+
+@smallbank.command("generate")
+@click.option("--count", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True, help="Transactions to write.")
+@_spec_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The workload file (JSON lines).")
+def generate(count: int, accounts: int, hot_accounts: int, hot_probability: float, seed: int, output: Path) -> None:
+    """Write COUNT SmallBank transactions (mix 15/15/15/25/15/15) to a file `bench smallbank --workload` replays."""
+    from collections import Counter
+
+    from pbft_core.smallbank import WorkloadGenerator, write_workload
+
+    spec = _spec(accounts, hot_accounts, hot_probability, seed)
+    if not output.parent.is_dir():
+        raise UsageFailure(f"-o: directory {output.parent} does not exist")
+    transactions = WorkloadGenerator(spec).take(count)
+    write_workload(output, spec, transactions)
+    mix = Counter(t.op for t in transactions)
+    shares = ", ".join(f"{op} {100 * k / count:.0f}%" for op, k in sorted(mix.items()))
+    click.echo(f"wrote {count} transactions to {output} ({shares})")
+
+
+# ---- pbft bench smallbank ----------------------------------------------------------------------
+
+
+@click.command("smallbank")
+@click.option("--clients", type=click.IntRange(1, 4096), default=64, show_default=True, help="Closed-loop clients (one outstanding transaction each).")
+@click.option("--duration", type=click.FloatRange(1, 3600), default=30.0, show_default=True, help="Seconds measured.")
+@click.option("--warmup", type=click.FloatRange(0, 600), default=3.0, show_default=True, help="Seconds of load before measuring.")
+@_spec_options
+@click.option("--workload", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Replay this file from `pbft smallbank generate` (cycled) instead of a generated stream.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True, help="Most requests per batch.")
+@click.option("--inflight", type=click.IntRange(1, 256), default=8, show_default=True, help="Most batches the leader keeps in flight.")
+@click.option("--checkpoint-interval", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Sequence numbers between checkpoints (K).")
+@click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".pbft"), envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
+@click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run every replica under cProfile (CPU time) and write n<i>.prof here; slows everything down.")
+def bench_smallbank(
+    clients: int,
+    duration: float,
+    warmup: float,
+    accounts: int,
+    hot_accounts: int,
+    hot_probability: float,
+    seed: int,
+    workload: Path | None,
+    batch_size: int,
+    inflight: int,
+    checkpoint_interval: int,
+    fast_path: bool,
+    json_path: Path | None,
+    plot_path: Path | None,
+    data_dir: Path,
+    profile_dir: Path | None,
+) -> None:
+    """Closed-loop SmallBank load on seven replica processes (f = 2, real crypto, no faults).
+
+    Prints committed tx/s, latency percentiles, fast-path share, mean batch, messages and bytes
+    per request, and the cryptographic floor measured in the same run. Exit code 0 when the run
+    completed, 1 when the cluster failed, 2 on bad usage.
+    """
+    from rich.console import Console
+
+    from pbft_core.config import ClusterConfig
+    from pbft_core.smallbank import WorkloadError, read_workload
+
+    spec = _spec(accounts, hot_accounts, hot_probability, seed)
+    transactions: tuple[Any, ...] = ()
+    if workload is not None:
+        try:
+            spec, loaded = read_workload(workload)
+        except WorkloadError as exc:
+            raise UsageFailure(str(exc)) from None
+        transactions = tuple(loaded)
+    for flag, path in (("--json", json_path), ("--plot", plot_path)):
+        if path is not None and not path.parent.is_dir():
+            raise UsageFailure(f"{flag}: directory {path.parent} does not exist")
+    config = ClusterConfig(
+        state=spec.state,
+        batch_size_max=batch_size,
+        inflight_max=inflight,
+        checkpoint_interval=checkpoint_interval,
+        fast_path=fast_path,
+    )
+    console = Console(highlight=False, stderr=False)
+    from pbft_core.runtime.loadgen import LoadOptions
+
+    options = LoadOptions(
+        config=config,
+        spec=spec,
+        clients=clients,
+        duration_s=duration,
+        warmup_s=warmup,
+        workload=transactions,
+        seed=f"pbft/bench/{seed}".encode(),
+    )
+    report = _run(console, options, data_dir, profile_dir)
+    if report is None:
+        sys.exit(1)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+    if plot_path is not None:
+        _plot(report, plot_path)
+        console.print(f"plot: {plot_path}")
+
+
+def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | None) -> dict[str, Any] | None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pbft_core.floor import CryptoBudget, measure_costs
+    from pbft_core.runtime.loadgen import WorkerFailure, run_load
+    from pbft_core.runtime.pipes import PROFILE_DIR_VARIABLE
+    from pbft_core.storage import new_run_id
+
+    with console.status("measuring the cryptographic floor on this machine"):
+        budget = CryptoBudget(options.config, measure_costs(options.config))
+    run_dir = data_dir / "bench" / new_run_id()
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_DIR_VARIABLE] = str(profile_dir.resolve())
+    progress = Progress(
+        TextColumn("[bold]SmallBank[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[done]} committed"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    total = options.warmup_s + options.duration_s
+    with progress:
+        task = progress.add_task(f"{options.clients} clients", total=total, done=0)
+
+        def on_progress(elapsed: float, _total: float, done: int) -> None:
+            phase = "warming up" if elapsed < options.warmup_s else f"{options.clients} clients"
+            progress.update(task, completed=elapsed, description=phase, done=done)
+
+        try:
+            result = run_load(options, run_dir, on_progress)
+        except WorkerFailure as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return None
+        finally:
+            os.environ.pop(PROFILE_DIR_VARIABLE, None)
+    report = build_report(result, budget, run_dir)
+    render_report(console, report)
+    return report
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dict[str, Any]:
+    """The JSON report (docs/benchmarks.md lists every key)."""
+    from pbft_core.runtime.loadgen import BUCKET_S
+
+    options = result.options
+    config = options.config
+    duration = options.duration_s
+    latencies = sorted(result.latencies_ms)
+    completed = len(latencies)
+    reads = result.by_op.get("sb_balance", 0) - result.reads_fell_back
+    leader = result.replica_counters.get(config.leader_of(1), {})
+    fast = leader.get("commits.fast", 0)
+    slow = leader.get("commits.slow", 0)
+    batches = leader.get("batches.proposed", 0)
+    ordered = leader.get("executed.requests", 0)
+    mean_batch = leader.get("batches.requests", 0) / batches if batches else 0.0
+    sent_messages = sum(c.get("sent.replica.messages", 0) + c.get("sent.client.messages", 0) for c in result.replica_counters.values())
+    sent_bytes = sum(c.get("sent.replica.bytes", 0) + c.get("sent.client.bytes", 0) for c in result.replica_counters.values())
+    cores = os.cpu_count() or 1
+    read_share = reads / completed if completed else 0.0
+    floor = budget.floor_tps(mean_batch, read_share, cores)
+    throughput = completed / duration
+    buckets = [0] * max(1, int(duration / BUCKET_S + 0.5))
+    for t in result.completed_at_s:
+        buckets[min(len(buckets) - 1, int(t / BUCKET_S))] += 1
+    return {
+        "benchmark": "smallbank",
+        "run_dir": str(run_dir),
+        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform(), "processor": platform.machine()},
+        "config": {
+            "n": config.n,
+            "f": config.f,
+            "clients": options.clients,
+            "duration_s": duration,
+            "warmup_s": options.warmup_s,
+            "accounts": options.spec.accounts,
+            "hot_accounts": options.spec.hot_accounts,
+            "hot_probability": options.spec.hot_probability,
+            "workload": "file" if options.workload else "generated",
+            "batch_size_max": config.batch_size_max,
+            "inflight_max": config.inflight_max,
+            "checkpoint_interval": config.checkpoint_interval,
+            "fast_path": config.fast_path,
+        },
+        "completed": completed,
+        "throughput_tps": round(throughput, 1),
+        "ordered_tps": round(ordered / duration, 1),
+        "unordered_reads": reads,
+        "latency_ms": {
+            "p50": round(_percentile(latencies, 0.50), 2),
+            "p90": round(_percentile(latencies, 0.90), 2),
+            "p99": round(_percentile(latencies, 0.99), 2),
+            "mean": round(sum(latencies) / completed, 2) if completed else 0.0,
+            "max": round(latencies[-1], 2) if latencies else 0.0,
+        },
+        "fast_path_share": round(fast / (fast + slow), 4) if fast + slow else 0.0,
+        "batches": batches,
+        "mean_batch": round(mean_batch, 2),
+        "messages_per_request": round(sent_messages / ordered, 2) if ordered else None,
+        "bytes_per_request": round(sent_bytes / ordered, 1) if ordered else None,
+        "floor_tps": round(floor, 1),
+        "achieved_over_floor": round(throughput / floor, 3) if floor else None,
+        "crypto_costs_us": budget.costs.as_dict(),
+        "results": dict(result.results),
+        "by_op": dict(result.by_op),
+        "reads_fell_back": result.reads_fell_back,
+        "cpu_s": {k: round(v, 2) for k, v in result.cpu_s.items()},
+        "timeline": {"bucket_s": BUCKET_S, "completed": buckets},
+        "latencies_ms_sample": [round(x, 2) for x in latencies[:: max(1, completed // 2000)]],
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def render_report(console: Console, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    cfg = report["config"]
+    lat = report["latency_ms"]
+    table = Table(title=f"SmallBank on {cfg['n']} replicas (f = {cfg['f']}), {cfg['clients']} clients, {cfg['duration_s']:.0f} s", title_justify="left", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("committed tx/s", f"{report['throughput_tps']:,.0f}"),
+        ("  of which ordered (consensus) tx/s", f"{report['ordered_tps']:,.0f}"),
+        ("latency p50 / p90 / p99 (ms)", f"{lat['p50']:.1f} / {lat['p90']:.1f} / {lat['p99']:.1f}"),
+        ("fast-path share", f"{100 * report['fast_path_share']:.1f}%"),
+        ("mean batch (requests)", f"{report['mean_batch']:.1f}"),
+        ("messages per ordered request", str(report["messages_per_request"])),
+        ("bytes per ordered request", f"{report['bytes_per_request']:,.0f}" if report["bytes_per_request"] else "-"),
+        ("cryptographic floor tx/s", f"{report['floor_tps']:,.0f}"),
+        ("achieved / floor", f"{report['achieved_over_floor']:.2f}" if report["achieved_over_floor"] is not None else "-"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    cpu = ", ".join(f"{k} {v:.1f}" for k, v in report["cpu_s"].items())
+    console.print(f"[dim]CPU seconds: {cpu}[/]")
+    console.print(f"[dim]crypto (µs): {', '.join(f'{k} {v}' for k, v in report['crypto_costs_us'].items())}[/]")
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timeline = report["timeline"]
+    width = timeline["bucket_s"]
+    rates = [count / width for count in timeline["completed"]]
+    times = [i * width for i in range(len(rates))]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(times, rates, drawstyle="steps-post")
+    left.axhline(report["throughput_tps"], linestyle="--", linewidth=1, label=f"mean {report['throughput_tps']:.0f} tx/s")
+    left.set_xlabel("seconds into the measured window")
+    left.set_ylabel("committed tx/s")
+    left.set_ylim(bottom=0)
+    left.set_title("Throughput")
+    left.legend()
+    samples = report["latencies_ms_sample"]
+    right.hist(samples, bins=50)
+    for q in ("p50", "p99"):
+        right.axvline(report["latency_ms"][q], linestyle="--", linewidth=1, label=f"{q} {report['latency_ms'][q]:.0f} ms")
+    right.set_xlabel("latency (ms)")
+    right.set_ylabel("transactions")
+    right.set_title("Latency distribution")
+    right.legend()
+    cfg = report["config"]
+    figure.suptitle(f"SmallBank, n={cfg['n']}, {cfg['clients']} clients, {report['machine']['cores']} cores")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,126 @@
+"""The cryptographic floor: the throughput the protocol's mandatory cryptography alone allows.
+
+Theory of operation
+-------------------
+Every committed request costs signatures and verifications that no implementation of this
+protocol can skip; everything else (codec, SQLite, pipes, Python) is overhead on top. The floor
+is the throughput at which that cryptography alone would keep every core busy:
+
+    floor_tps = cores / (crypto CPU seconds per completed transaction)
+
+`measure_costs` times each primitive on this machine (Ed25519 with libsodium, BLS through
+thresh_sig's default backend); `CryptoBudget` counts how many of each one transaction needs at a
+given batch size, following the normal case of `replica.py` with the fast path:
+
+per ordered request  client signs it; all n replicas verify the client's signature once.
+per batch            leader signs PRE-PREPARE, n-1 backups verify it; every replica signs a
+                     prepare share and a fast-path share (BLS); n-1 backups sign their
+                     PREPARE-SHARE message, the leader verifies them; the leader sums the n
+                     fast shares and verifies the aggregate (BLS), signs FAST-COMMIT, n-1
+                     backups verify the message and the aggregate; every replica signs one
+                     Merkle root over its replies, the client side verifies f+1 of them (one
+                     process of clients shares verified roots).
+per checkpoint       (every K batches) every replica signs a share, combines 2f+1 and
+                     verifies the certificate.
+per unordered read   client signs; n replicas verify and each signs its reply; the client
+                     verifies 2f+1 of them.
+
+Hashing, Merkle paths and digests are not counted: they are small next to these and partly
+avoidable. The floor is therefore an upper bound on what any implementation of this exact
+protocol could reach on these cores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from .config import ClusterConfig
+
+
+@dataclass(frozen=True)
+class CryptoCosts:
+    """Median CPU time of each primitive on this machine, in microseconds."""
+
+    ed25519_sign_us: float
+    ed25519_verify_us: float
+    bls_sign_us: float
+    bls_verify_us: float
+    bls_combine_us: float  # interpolate 2f+1 shares
+    bls_aggregate_us: float  # sum n fast-path shares
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in asdict(self).items()}
+
+
+def _median_us(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e6)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def measure_costs(config: ClusterConfig, *, repeat: int = 60) -> CryptoCosts:
+    """Time each primitive with real keys of a cluster shaped like `config`."""
+    from nacl.signing import SigningKey
+
+    import thresh_sig
+
+    message = os.urandom(180)  # about a request's signing payload
+    key = SigningKey(os.urandom(32))
+    signature = key.sign(message).signature
+    verify_key = key.verify_key
+    group, shares = thresh_sig.deal(config.quorum, config.n, seed=b"pbft/floor")
+    fast_group, fast_shares = thresh_sig.deal(config.n, config.n, seed=b"pbft/floor/fast")
+    sig_shares = [thresh_sig.sign_share(s, message) for s in shares]
+    fast_sig_shares = [thresh_sig.sign_share(s, message) for s in fast_shares]
+    certificate = thresh_sig.combine(group, sig_shares[: config.quorum])
+    return CryptoCosts(
+        ed25519_sign_us=_median_us(lambda: key.sign(message), repeat * 10),
+        ed25519_verify_us=_median_us(lambda: verify_key.verify(message, signature), repeat * 10),
+        bls_sign_us=_median_us(lambda: thresh_sig.sign_share(shares[0], message), repeat),
+        bls_verify_us=_median_us(lambda: thresh_sig.verify(group, message, certificate), repeat),
+        bls_combine_us=_median_us(
+            lambda: thresh_sig.combine(group, sig_shares[: config.quorum]), repeat
+        ),
+        bls_aggregate_us=_median_us(
+            lambda: thresh_sig.aggregate_all(fast_group, fast_sig_shares), repeat
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class CryptoBudget:
+    """Crypto CPU per completed transaction for one configuration (see the module docstring)."""
+
+    config: ClusterConfig
+    costs: CryptoCosts
+
+    def per_ordered_request_us(self, mean_batch: float) -> float:
+        c, n, f = self.costs, self.config.n, self.config.f
+        request = c.ed25519_sign_us + n * c.ed25519_verify_us
+        batch = (
+            c.ed25519_sign_us + (n - 1) * c.ed25519_verify_us  # PRE-PREPARE
+            + 2 * n * c.bls_sign_us  # prepare and fast-path shares
+            + (n - 1) * (c.ed25519_sign_us + c.ed25519_verify_us)  # PREPARE-SHARE messages
+            + c.bls_aggregate_us + c.bls_verify_us  # leader checks the n-of-n aggregate
+            + c.ed25519_sign_us + (n - 1) * (c.ed25519_verify_us + c.bls_verify_us)  # FAST-COMMIT
+            + n * c.ed25519_sign_us + (f + 1) * c.ed25519_verify_us  # signed reply roots
+        )
+        checkpoint = n * (c.bls_sign_us + c.bls_combine_us + c.bls_verify_us)
+        per_batch = batch + checkpoint / self.config.checkpoint_interval
+        return request + per_batch / max(mean_batch, 1.0)
+
+    def per_read_us(self) -> float:
+        c, n = self.costs, self.config.n
+        return c.ed25519_sign_us + n * (c.ed25519_verify_us + c.ed25519_sign_us) + self.config.read_quorum * c.ed25519_verify_us
+
+    def floor_tps(self, mean_batch: float, read_share: float, cores: int) -> float:
+        """Transactions per second the cryptography alone saturates `cores` at."""
+        per_txn_us = (1 - read_share) * self.per_ordered_request_us(mean_batch) + read_share * self.per_read_us()
+        return cores * 1e6 / per_txn_us
