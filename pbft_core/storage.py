@@ -45,7 +45,9 @@ Replica database schema (``n<i>.sqlite``)
     (``transferred``).
 ``balances(kind, seq, account, amount)``, PK (kind, seq, account)
     ``kind`` = ``checkpoint`` (balances at each stable checkpoint / installed snapshot, seq =
-    its sequence number) or ``final`` (seq = last executed when the replica stopped).
+    its sequence number; each such row set holds only the accounts that changed since the
+    previous one, so a SmallBank state of thousands of accounts is not rewritten every K
+    sequence numbers) or ``final`` (seq = last executed when the replica stopped; complete).
 ``view_changes(id PK, t_ms, direction, new_view, replica, checkpoint_seq, prepared, preprepared)``
     Every VIEW-CHANGE sent or received: ``prepared`` / ``preprepared`` are JSON lists of the
     sequence numbers it carries proofs / pre-prepares for.
@@ -257,6 +259,9 @@ class ReplicaStore:
         self.path = Path(path)
         self.read_only = read_only
         self.db = _connect(self.path, read_only=read_only)
+        self._message_rows: list[tuple[Any, ...]] = []
+        self._status_rows: list[tuple[float, int, int, str]] = []
+        self._checkpoint_balances: dict[str, int] = {}  # as of the last checkpoint recorded
         if not read_only:
             self.db.executescript(_REPLICA_SCHEMA)
             self.db.execute(
@@ -287,21 +292,8 @@ class ReplicaStore:
             info = describe(message)
             if isinstance(message, ViewChange):
                 self._record_view_change(t_ms, direction, message)
-        self.db.execute(
-            "INSERT INTO messages (t_ms, direction, peer, type, view, seq, digest, size, summary, note)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                t_ms,
-                direction,
-                peer,
-                info.type,
-                info.view,
-                info.seq,
-                info.digest,
-                size,
-                info.summary,
-                note,
-            ),
+        self._message_rows.append(
+            (t_ms, direction, peer, info.type, info.view, info.seq, info.digest, size, info.summary, note)
         )
 
     def _record_view_change(self, t_ms: float, direction: str, vc: ViewChange) -> None:
@@ -321,10 +313,7 @@ class ReplicaStore:
 
     def record_event(self, t_ms: float, event: Event) -> None:
         if isinstance(event, StatusChanged):
-            self.db.execute(
-                "INSERT INTO status_history (t_ms, seq, view, status) VALUES (?, ?, ?, ?)",
-                (t_ms, event.seq, event.view, str(event.status)),
-            )
+            self._status_rows.append((t_ms, event.seq, event.view, str(event.status)))
             self.db.execute(
                 "INSERT OR REPLACE INTO slot_status VALUES (?, ?, ?, ?, ?)",
                 (event.seq, event.view, str(event.status), _short(event.digest), t_ms),
@@ -348,9 +337,14 @@ class ReplicaStore:
                 (event.seq, event.state_digest.hex(), t_ms, how),
             )
             if event.snapshot is not None:
-                self._record_balances(
-                    "checkpoint", event.seq, Bank.from_snapshot(event.snapshot).balances
-                )
+                balances = Bank.from_snapshot(event.snapshot).balances
+                recorded = self._checkpoint_balances
+                changed = {a: v for a, v in balances.items() if recorded.get(a) != v}
+                if not changed and balances:  # one row, so that the checkpoint is listed
+                    account = next(iter(balances))
+                    changed = {account: balances[account]}
+                self._record_balances("checkpoint", event.seq, changed)
+                self._checkpoint_balances = balances
             self._record_note(t_ms, f"checkpoint {how}", {"seq": event.seq})
         elif isinstance(event, NewViewInstalled):
             nv = event.message
@@ -427,11 +421,29 @@ class ReplicaStore:
         )
         self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?)", sorted(metrics.items()))
 
+    def _write_rows(self) -> None:
+        """The message log and status history are appended in bulk, once per commit."""
+        if self._message_rows:
+            self.db.executemany(
+                "INSERT INTO messages (t_ms, direction, peer, type, view, seq, digest, size, summary, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._message_rows,
+            )
+            self._message_rows.clear()
+        if self._status_rows:
+            self.db.executemany(
+                "INSERT INTO status_history (t_ms, seq, view, status) VALUES (?, ?, ?, ?)",
+                self._status_rows,
+            )
+            self._status_rows.clear()
+
     def commit(self) -> None:
+        self._write_rows()
         self.db.commit()
 
     def close(self) -> None:
         if not self.read_only:
+            self._write_rows()
             self.db.commit()
         self.db.close()
 
@@ -451,6 +463,10 @@ class ReplicaStore:
         return rows or None
 
     def balances(self, kind: str = "final", seq: int | None = None) -> dict[str, int]:
+        if kind == "checkpoint":
+            history = self.checkpoint_balances()
+            at = max((s for s in history if seq is None or s <= seq), default=None)
+            return history[at] if at is not None and (seq is None or at == seq) else {}
         if seq is None:
             row = self.db.execute(
                 "SELECT MAX(seq) FROM balances WHERE kind = ?", (kind,)
@@ -465,11 +481,17 @@ class ReplicaStore:
         return {r["account"]: r["amount"] for r in rows}
 
     def checkpoint_balances(self) -> dict[int, dict[str, int]]:
-        out: dict[int, dict[str, int]] = {}
+        """Complete balances at every recorded checkpoint (rows hold changes; see the schema)."""
+        changes: dict[int, dict[str, int]] = {}
         for r in self.db.execute(
             "SELECT seq, account, amount FROM balances WHERE kind = 'checkpoint' ORDER BY seq, account"
         ):
-            out.setdefault(r["seq"], {})[r["account"]] = r["amount"]
+            changes.setdefault(r["seq"], {})[r["account"]] = r["amount"]
+        out: dict[int, dict[str, int]] = {}
+        current: dict[str, int] = {}
+        for seq in sorted(changes):
+            current = {**current, **changes[seq]}
+            out[seq] = dict(sorted(current.items()))
         return out
 
     def executed(self) -> list[dict[str, Any]]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from pbft_core.bank import Bank
 from pbft_core.config import ClusterConfig
 from pbft_core.faults import Attack
 from pbft_core.messages import Request, encode
-from pbft_core.ready import SlotStatus
+from pbft_core.ready import CheckpointStable, SlotStatus
 from pbft_core.replica import Replica
 from pbft_core.runtime.host import NodeHost, config_from_bytes, config_to_bytes
 from pbft_core.runtime.simulator import Simulation, make_crypto
@@ -84,6 +85,14 @@ def test_a_replica_database_round_trips_its_state_log_checkpoints_and_new_views(
         stable = [row["seq"] for row in store.checkpoints()]
         assert stable and all(seq % 5 == 0 for seq in stable)
         assert set(store.checkpoint_balances()) == set(stable)
+        # Rows hold only what changed since the previous checkpoint; reads give complete states.
+        snapshots = {
+            e.seq: Bank.from_snapshot(e.snapshot).balances
+            for e in sim.nodes[4].events
+            if isinstance(e, CheckpointStable) and e.snapshot is not None
+        }
+        assert snapshots and all(store.checkpoint_balances()[s] == b for s, b in snapshots.items())
+        assert all(store.balances("checkpoint", s) == b for s, b in snapshots.items())
         kinds = {e["kind"] for e in store.events()}
         assert {"view change started", "new view installed", "checkpoint stable"} <= kinds
         assert store.metrics()["executed.batches"] == replica.metrics["executed.batches"]

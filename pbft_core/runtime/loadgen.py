@@ -75,7 +75,7 @@ class LoadResult:
     by_op: Counter[str]
     reads_fell_back: int
     replica_counters: dict[int, dict[str, int]]  # per replica: window difference of its counters
-    cpu_s: dict[str, float]  # per process over the whole run ("n1".., "load generator")
+    cpu_s: dict[str, float]  # per process in the measured window ("n1".., "load generator")
     final_states: dict[int, dict[str, Any]] = field(default_factory=dict)
     startup_s: float = 0.0
 
@@ -199,7 +199,10 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
         deadline = time.monotonic() + QUERY_TIMEOUT_S
         while len(cluster.states) < len(replicas) and time.monotonic() < deadline:
             serve(POLL_INTERVAL_S)
-        return {r: dict(s.get("metrics", {})) for r, s in cluster.states.items()}
+        # CPU time rides along as a counter, so the window's CPU is a difference like the rest.
+        return {
+            r: {**s.get("metrics", {}), "cpu_ms": s.get("cpu_ms", 0)} for r, s in cluster.states.items()
+        }
 
     def serve(timeout_s: float) -> None:
         now = now_ms()
@@ -233,7 +236,9 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
             submit(name, now_ms())
         send_outgoing()
         before = run_until(window_open_ms)
+        generator_cpu = time.process_time()
         after = run_until(window_close_ms)
+        generator_cpu = time.process_time() - generator_cpu
         states = cluster.stop(options.stop_timeout_s)
     finally:
         cluster.kill()
@@ -241,8 +246,8 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
     counters = {
         r: {k: v - before.get(r, {}).get(k, 0) for k, v in after[r].items()} for r in after
     }
-    cpu = {replica_name(r): s.get("cpu_ms", 0) / 1000.0 for r, s in states.items()}
-    cpu["load generator"] = time.process_time()
+    cpu = {replica_name(r): c.get("cpu_ms", 0) / 1000.0 for r, c in counters.items()}
+    cpu["load generator"] = generator_cpu
     return LoadResult(
         options=options,
         latencies_ms=latencies,
