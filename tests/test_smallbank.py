@@ -184,13 +184,6 @@ def _generate_with_alarm(spec: WorkloadSpec, count: int, seconds: int = 1) -> li
         signal.signal(signal.SIGALRM, previous)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="bug: a spec whose reachable customers are a single one (hot set of 1 drawn with "
-    "probability 1, or a cold set of 1 drawn with probability 0) is accepted, and "
-    "WorkloadGenerator._two_customers then redraws forever",
-)
 @pytest.mark.parametrize(
     "spec",
     [
@@ -379,12 +372,6 @@ def test_malformed_workload_files_name_the_line(
     assert words in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_workload checks the header's numbers only by range, so a float accounts / "
-    "hot_accounts passes; the state becomes e.g. 'smallbank:10.5', which the replicas cannot "
-    "build (int('10.5')), and randrange rejects a float hot set",
-)
 @pytest.mark.parametrize("key", ["accounts", "hot_accounts"])
 def test_a_header_with_a_non_integer_count_is_rejected_on_line_1(tmp_path: Path, key: str):
     fields = {"format": WORKLOAD_FORMAT, **asdict(WorkloadSpec(accounts=10, hot_accounts=2))}
