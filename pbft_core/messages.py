@@ -315,6 +315,7 @@ class NewView(Message):
 MESSAGE_TYPES: dict[int, type[Message]] = {}
 _DECODERS: dict[type, list[tuple[str, typing.Callable[[Any], Any]]]] = {}
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_WIRE_KINDS: dict[type, tuple[tuple[str, int], ...]] = {}
 _SIGNED: dict[type, bool] = {}
 _DOMAINS: dict[type, bytes] = {}
 
@@ -374,17 +375,38 @@ def _to_wire(message: Message) -> list[Any]:
     """
     cached = message.__dict__.get("_wire")
     if cached is None:
-        cached = [_value_to_wire(getattr(message, name)) for name in _FIELD_NAMES[type(message)]]
+        # Scalars and tuples of scalars go to msgpack as they are (a tuple packs as an array);
+        # only nested messages need converting (see `_WIRE_KINDS`).
+        cached = []
+        for name, kind in _WIRE_KINDS[type(message)]:
+            value = getattr(message, name)
+            if kind == _NESTED and value is not None:
+                value = _to_wire(value)
+            elif kind == _NESTED_TUPLE:
+                value = [_to_wire(v) for v in value]
+            cached.append(value)
         object.__setattr__(message, "_wire", cached)
     return cached
 
 
-def _value_to_wire(value: Any) -> Any:
-    if isinstance(value, Message):
-        return _to_wire(value)
-    if isinstance(value, tuple):
-        return [_value_to_wire(v) for v in value]
-    return value
+_PLAIN, _NESTED, _NESTED_TUPLE = 0, 1, 2
+
+
+def _wire_kind(tp: Any) -> int:
+    """How a field of type `tp` becomes msgpack-ready: as is, or by converting messages in it."""
+    if isinstance(tp, type) and issubclass(tp, Message):
+        return _NESTED
+    origin = get_origin(tp)
+    if origin is tuple:
+        if _wire_kind(get_args(tp)[0]) == _PLAIN:
+            return _PLAIN
+        assert _wire_kind(get_args(tp)[0]) == _NESTED, f"unsupported field type {tp!r}"
+        return _NESTED_TUPLE
+    if origin in (typing.Union, UnionType):
+        kinds = {_wire_kind(o) for o in get_args(tp) if o is not type(None)}
+        assert len(kinds) == 1 and _NESTED_TUPLE not in kinds, f"unsupported field type {tp!r}"
+        return kinds.pop()
+    return _PLAIN
 
 
 def _from_wire(cls: type[Message], values: Any) -> Any:
@@ -472,6 +494,7 @@ def _register() -> None:
         hints = typing.get_type_hints(cls)
         _DECODERS[cls] = [(f.name, _decoder_for(hints[f.name])) for f in fields(cls)]
         _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+        _WIRE_KINDS[cls] = tuple((f.name, _wire_kind(hints[f.name])) for f in fields(cls))
         _SIGNED[cls] = _FIELD_NAMES[cls][-1] == "sig"
         _DOMAINS[cls] = b"pbft/v1/" + cls.__name__.encode() + b"/"
 

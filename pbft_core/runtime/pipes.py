@@ -56,6 +56,7 @@ import multiprocessing as mp
 import os
 import queue
 import select
+import selectors
 import signal
 import sys
 import threading
@@ -325,20 +326,24 @@ def _worker_loop(
         links=frozenset(writers),
         on_event=on_event if verbose else None,
     )
-    links: dict[Connection, int | None] = {driver: None, **{conn: r for r, conn in peers}}
+    # One selector for the worker's life (`multiprocessing.connection.wait` builds one per call).
+    selector = selectors.DefaultSelector()
+    selector.register(driver, selectors.EVENT_READ, None)
+    for r, conn in peers:
+        selector.register(conn, selectors.EVENT_READ, r)
     to_driver.put(K_HELLO)
 
     while True:
         timeout = POLL_INTERVAL_S
         if epoch and host.wake_at_ms is not None:
             timeout = min(timeout, max(0.0, (host.wake_at_ms - now_ms()) / 1000.0))
-        for conn in wait(list(links), timeout):
-            peer = links.get(conn)  # type: ignore[call-overload]
+        for key, _ in selector.select(timeout):
+            conn, peer = key.fileobj, key.data
             for _ in range(FRAMES_PER_WAKEUP):
                 try:
-                    frame = conn.recv_bytes()
+                    frame = conn.recv_bytes()  # type: ignore[union-attr]
                 except (EOFError, OSError):
-                    del links[conn]  # type: ignore[arg-type]
+                    selector.unregister(conn)
                     if peer is None:  # the driver is gone: nobody to serve
                         flush()
                         host.finish()
@@ -353,7 +358,7 @@ def _worker_loop(
                     for writer in writers.values():
                         writer.close(0.5)
                     return
-                if not conn.poll(0):
+                if not conn.poll(0):  # type: ignore[union-attr]
                     break
         if epoch:
             host.tick_if_due(now_ms())
