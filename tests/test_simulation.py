@@ -3,7 +3,8 @@ checked for safety after each message and for liveness once the network heals.
 
 Scenarios: a sweep of seeds is safe (and live); the same seed replays the same trace, under
 either crypto suite and any hash seed; a deliberately broken quorum rule is caught within a
-bounded number of seeds; a failure shrinks to a smaller plan that replays from its file.
+bounded number of seeds; a failure shrinks to a smaller plan that replays from its file; a restart
+from disk reads back the write-ahead log a shell would have written (compacted at checkpoints).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from pbft_core.config import ClusterConfig
+from pbft_core.invariants import InvariantChecker
+from pbft_core.ready import Executed, StateTransferred
+from pbft_core.runtime.simulator import Simulation
 from pbft_core.sim.plan import ALL_FAULTS, generate_plan
 from pbft_core.sim.runner import Batch, Summary, run_seeds
 from pbft_core.sim.vopr import RunOptions, load_failure, run_plan, shrink, write_failure
@@ -154,3 +158,30 @@ def test_a_failure_shrinks_to_a_smaller_plan_that_replays_from_its_file(quorum_o
     assert document["reproduced"] and document["invariant"] == failure.invariant
     assert any(line.startswith("VIOLATION") for line in document["trace"])
     assert run_plan(loaded, SIM).invariant == failure.invariant
+
+
+# ---- restarts read the write-ahead log a shell would have written -----------------------------
+
+
+def test_a_restart_from_disk_reads_back_the_compacted_write_ahead_log():
+    # Given a cluster that executed past a few stable checkpoints
+    sim = Simulation(ClusterConfig(f=1, checkpoint_interval=2, batch_size_max=1), seed=7, keep_events=False, keep_durable=True)
+    checker = InvariantChecker.attach(sim)
+    for client, target in zip("ABCDEF", "BCDEFA", strict=True):
+        sim.submit(client, "transfer", (client, target, 1))
+    sim.run_for(1_000.0)
+    replica = sim.replica(2)
+    assert replica.stable_seq >= 4
+    before = (replica.view, replica.last_executed, replica.stable_seq, dict(replica.bank.balances))
+    # When it crashes and restarts from disk
+    sim.crash(2)
+    sim.restart(2)
+    # Then its log was compacted at the checkpoint, as the shells' log is, and it lost nothing
+    events = sim.nodes[2].disk.load()  # type: ignore[union-attr]
+    base = max(e.seq for e in events if isinstance(e, StateTransferred))
+    assert base >= 2
+    assert all(e.seq > base for e in events if isinstance(e, Executed))
+    replica = sim.replica(2)
+    assert (replica.view, replica.last_executed, replica.stable_seq, dict(replica.bank.balances)) == before
+    checker.check_state(sim.nodes[2])
+

@@ -17,8 +17,11 @@ instance with the same identity and keys, see `add_twin`; Twins, DiemBFT), and c
 account name. A message sent *to replica 3* goes to every instance of replica 3 the links allow.
 
 Node faults: `crash` stops a node (messages to it are lost, its timers stop) and `restart`
-brings it back, by default rebuilt from its durable events with `Replica.restore` (a restart
-from disk: volatile state such as collector shares and timers is lost, votes are not). Byzantine
+brings it back, by default rebuilt with `Replica.restore` from what its write-ahead log holds (a
+restart from disk: volatile state such as collector shares and timers is lost, votes are not).
+The log is the shells' own `durable.DurableLog` (in memory): each `Ready`'s durable events are
+committed to it as a shell commits them, wire-encoded and compacted at stable checkpoints, and
+read back, so restarts exercise the on-disk format and compaction too. Byzantine
 behaviour is the `faults.ByzantineReplica` layer, optionally switched on at an onset time.
 
 Hooks let a checker watch a run without the simulator knowing about invariants: ``ready_hooks``
@@ -40,6 +43,7 @@ from ..client import Client, ClientReady, Completion
 from ..config import ACCOUNTS, ClusterConfig
 from ..crypto import NodeCrypto, SimCrypto
 from ..dispatch import Dispatcher, TransactionLike, TransactionOutcome
+from ..durable import DurableLog
 from ..faults import Attack, ByzantineReplica
 from ..messages import DecodeError, Message, Reply, Request, decode, encode
 from ..ready import (
@@ -138,7 +142,9 @@ class SimNode:
     replica_id: int = 0
     address: str = ""  # "n3", or "n3'" for a twin
     up: bool = True  # False while crashed
-    durable: list[Event] = field(default_factory=list)  # what a restart from disk gets back
+    # Durable events per Ready, not yet written to `disk` (written when the node restarts).
+    durable: list[list[Event]] = field(default_factory=list)
+    disk: DurableLog | None = None  # the write-ahead log a restart from disk reads
     crypto: NodeCrypto | None = None
     attacks: tuple[Attack, ...] = ()
     onset_ms: float = 0.0
@@ -305,12 +311,24 @@ class Simulation:
         if from_disk:
             assert self.keep_durable, "restart from disk needs keep_durable=True"
             assert node.crypto is not None
-            restored = Replica.restore(node.replica_id, self.config, node.crypto, node.durable)
+            restored = Replica.restore(node.replica_id, self.config, node.crypto, self._read_disk(node))
             node.replica = wrap(restored, node.attacks, node.onset_ms)
         node.up = True
         node.tick_at = None
         self._trace(f"restart {node.address}{' from disk' if from_disk else ''}")
         self._schedule(self.now, "tick", key, None)
+
+    @staticmethod
+    def _read_disk(node: SimNode) -> list[Event]:
+        """What the node's write-ahead log holds after a crash: its durable events committed Ready
+        by Ready, exactly as a shell commits them (so compacted at stable checkpoints)."""
+        if node.disk is None:
+            node.disk = DurableLog(":memory:")
+        for batch in node.durable:
+            node.disk.append(batch)
+            node.disk.commit()
+        node.durable = []
+        return node.disk.load()
 
     def heal(self) -> None:
         """Reconnect everything: no cut links, no partition."""
@@ -391,8 +409,10 @@ class Simulation:
                 node.executed[event.seq] = event
             if self.keep_events:
                 node.events.append(event)
-            if self.keep_durable and isinstance(event, DURABLE_EVENTS):
-                node.durable.append(event)
+        if self.keep_durable:
+            durable = [event for event in ready.events if isinstance(event, DURABLE_EVENTS)]
+            if durable:
+                node.durable.append(durable)
         if self.tracer is not None:
             for event in ready.events:
                 line = describe_event(event)
