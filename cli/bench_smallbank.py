@@ -97,6 +97,7 @@ def generate(count: int, accounts: int, hot_accounts: int, hot_probability: floa
 @_spec_options
 @click.option("--workload", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Replay this file from `pbft smallbank generate` (cycled) instead of a generated stream.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True, help="Most requests per batch.")
+@click.option("--batch-wait", type=click.FloatRange(0, 1000), default=0.0, show_default=True, help="Milliseconds the leader waits for more requests before proposing (0: propose once the messages at hand are read).")
 @click.option("--inflight", type=click.IntRange(1, 256), default=8, show_default=True, help="Most batches the leader keeps in flight.")
 @click.option("--checkpoint-interval", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Sequence numbers between checkpoints (K).")
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
@@ -104,6 +105,7 @@ def generate(count: int, accounts: int, hot_accounts: int, hot_probability: floa
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".pbft"), envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run every replica under cProfile (CPU time) and write n<i>.prof here; slows everything down.")
+@click.option("--cluster", "cluster_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Drive this running TCP cluster (`pbft keygen --state smallbank:N --clients C`) instead of starting replicas; its file sets the replica parameters.")
 def bench_smallbank(
     clients: int,
     duration: float,
@@ -114,6 +116,7 @@ def bench_smallbank(
     seed: int,
     workload: Path | None,
     batch_size: int,
+    batch_wait: float,
     inflight: int,
     checkpoint_interval: int,
     fast_path: bool,
@@ -121,6 +124,7 @@ def bench_smallbank(
     plot_path: Path | None,
     data_dir: Path,
     profile_dir: Path | None,
+    cluster_path: Path | None,
 ) -> None:
     """Closed-loop SmallBank load on seven replica processes (f = 2, real crypto, no faults).
 
@@ -130,7 +134,7 @@ def bench_smallbank(
     """
     from rich.console import Console
 
-    from pbft_core.config import ClusterConfig
+    from pbft_core.config import ClusterConfig, Timers
     from pbft_core.smallbank import WorkloadError, read_workload
 
     spec = _spec(accounts, hot_accounts, hot_probability, seed)
@@ -145,6 +149,7 @@ def bench_smallbank(
         if path is not None and not path.parent.is_dir():
             raise UsageFailure(f"{flag}: directory {path.parent} does not exist")
     config = ClusterConfig(
+        timers=Timers(batch_wait_ms=batch_wait),
         state=spec.state,
         batch_size_max=batch_size,
         inflight_max=inflight,
@@ -163,7 +168,9 @@ def bench_smallbank(
         workload=transactions,
         seed=f"pbft/bench/{seed}".encode(),
     )
-    report = _run(console, options, data_dir, profile_dir)
+    if cluster_path is not None:
+        options = _cluster_options(options, cluster_path, profile_dir)
+    report = _run(console, options, data_dir, profile_dir, cluster_path)
     if report is None:
         sys.exit(1)
     if json_path is not None:
@@ -173,17 +180,35 @@ def bench_smallbank(
         console.print(f"plot: {plot_path}")
 
 
-def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | None) -> dict[str, Any] | None:
+def _cluster_options(options: Any, cluster_path: Path, profile_dir: Path | None) -> Any:
+    """`options` for a running TCP cluster (its configuration); usage errors exit 2."""
+    from click.core import ParameterSource
+
+    from pbft_core.runtime.tcp_load import TcpLoadUsageError, prepare
+
+    if profile_dir is not None:
+        raise UsageFailure("--profile starts the replicas itself: it cannot be used with --cluster")
+    ctx = click.get_current_context()
+    fields = {"batch_size": "batch_size_max", "inflight": "inflight_max", "checkpoint_interval": "checkpoint_interval", "fast_path": "fast_path"}
+    requested = {field: ctx.params[p] for p, field in fields.items() if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE}
+    try:
+        return prepare(options, cluster_path, requested)
+    except TcpLoadUsageError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | None, cluster_path: Path | None = None) -> dict[str, Any] | None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pbft_core.floor import CryptoBudget, measure_costs
     from pbft_core.runtime.loadgen import WorkerFailure, run_load
     from pbft_core.runtime.pipes import PROFILE_DIR_VARIABLE
+    from pbft_core.runtime.tcp_load import ClusterUnavailable, run_tcp_load
     from pbft_core.storage import new_run_id
 
     with console.status("measuring the cryptographic floor on this machine"):
         budget = CryptoBudget(options.config, measure_costs(options.config))
-    run_dir = data_dir / "bench" / new_run_id()
+    run_dir = cluster_path if cluster_path is not None else data_dir / "bench" / new_run_id()
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
         os.environ[PROFILE_DIR_VARIABLE] = str(profile_dir.resolve())
@@ -205,8 +230,11 @@ def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | Non
             progress.update(task, completed=elapsed, description=phase, done=done)
 
         try:
-            result = run_load(options, run_dir, on_progress)
-        except WorkerFailure as exc:
+            if cluster_path is not None:
+                result = run_tcp_load(options, cluster_path, on_progress)
+            else:
+                result = run_load(options, run_dir, on_progress)
+        except (WorkerFailure, ClusterUnavailable) as exc:
             console.print(f"[red]error:[/] {exc}")
             return None
         finally:
@@ -241,6 +269,8 @@ def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dic
     mean_batch = leader.get("batches.requests", 0) / batches if batches else 0.0
     sent_messages = sum(c.get("sent.replica.messages", 0) + c.get("sent.client.messages", 0) for c in result.replica_counters.values())
     sent_bytes = sum(c.get("sent.replica.bytes", 0) + c.get("sent.client.bytes", 0) for c in result.replica_counters.values())
+    # A shell that does not report what it sent (the TCP status query): unknown, not zero.
+    sent_known = any(k.startswith("sent.") for c in result.replica_counters.values() for k in c)
     cores = os.cpu_count() or 1
     read_share = reads / completed if completed else 0.0
     floor = budget.floor_tps(mean_batch, read_share, cores)
@@ -263,6 +293,7 @@ def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dic
             "hot_probability": options.spec.hot_probability,
             "workload": "file" if options.workload else "generated",
             "batch_size_max": config.batch_size_max,
+            "batch_wait_ms": config.timers.batch_wait_ms,
             "inflight_max": config.inflight_max,
             "checkpoint_interval": config.checkpoint_interval,
             "fast_path": config.fast_path,
@@ -281,8 +312,8 @@ def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dic
         "fast_path_share": round(fast / (fast + slow), 4) if fast + slow else 0.0,
         "batches": batches,
         "mean_batch": round(mean_batch, 2),
-        "messages_per_request": round(sent_messages / ordered, 2) if ordered else None,
-        "bytes_per_request": round(sent_bytes / ordered, 1) if ordered else None,
+        "messages_per_request": round(sent_messages / ordered, 2) if ordered and sent_known else None,
+        "bytes_per_request": round(sent_bytes / ordered, 1) if ordered and sent_known else None,
         "floor_tps": round(floor, 1),
         "achieved_over_floor": round(throughput / floor, 3) if floor else None,
         "crypto_costs_us": budget.costs.as_dict(),
@@ -312,7 +343,7 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
         ("latency p50 / p90 / p99 (ms)", f"{lat['p50']:.1f} / {lat['p90']:.1f} / {lat['p99']:.1f}"),
         ("fast-path share", f"{100 * report['fast_path_share']:.1f}%"),
         ("mean batch (requests)", f"{report['mean_batch']:.1f}"),
-        ("messages per ordered request", str(report["messages_per_request"])),
+        ("messages per ordered request", str(report["messages_per_request"]) if report["messages_per_request"] is not None else "-"),
         ("bytes per ordered request", f"{report['bytes_per_request']:,.0f}" if report["bytes_per_request"] else "-"),
         ("CPU per transaction, all processes (ms)", f"{report['cpu_ms_per_tx']:.2f}" if report["cpu_ms_per_tx"] else "-"),
         ("cryptographic floor tx/s", f"{report['floor_tps']:,.0f}"),
