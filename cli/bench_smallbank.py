@@ -189,7 +189,7 @@ def _cluster_options(options: Any, cluster_path: Path, profile_dir: Path | None)
     if profile_dir is not None:
         raise UsageFailure("--profile starts the replicas itself: it cannot be used with --cluster")
     ctx = click.get_current_context()
-    fields = {"batch_size": "batch_size_max", "inflight": "inflight_max", "checkpoint_interval": "checkpoint_interval", "fast_path": "fast_path"}
+    fields = {"batch_size": "batch_size_max", "batch_wait": "timers.batch_wait_ms", "inflight": "inflight_max", "checkpoint_interval": "checkpoint_interval", "fast_path": "fast_path"}
     requested = {field: ctx.params[p] for p, field in fields.items() if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE}
     try:
         return prepare(options, cluster_path, requested)
