@@ -261,7 +261,8 @@ def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dic
     latencies = sorted(result.latencies_ms)
     completed = len(latencies)
     reads = result.by_op.get("sb_balance", 0) - result.reads_fell_back
-    leader = result.replica_counters.get(config.leader_of(1), {})
+    # The leader is whoever proposed (n1 unless a view changed).
+    leader = max(result.replica_counters.values(), key=lambda c: c.get("batches.proposed", 0), default={})
     fast = leader.get("commits.fast", 0)
     slow = leader.get("commits.slow", 0)
     batches = leader.get("batches.proposed", 0)

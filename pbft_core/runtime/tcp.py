@@ -845,7 +845,6 @@ class ReplicaNode:
             "clients_connected": len(self.client_connections),
             "counters": dict(self.counters),
             "host.decode_failures": self.host.decode_failures,
-            "metrics": dict(replica.metrics),
         }
 
 
