@@ -25,7 +25,7 @@ the peer's stable checkpoint). View change follows PBFT; see `viewchange`.
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
@@ -536,7 +536,11 @@ class Replica:
         timers = self.config.timers
         if len(self._fast_waits_ms) < 2:
             return timers.fast_path_timeout_max_ms
-        wait = statistics.fmean(self._fast_waits_ms) + 2 * statistics.pstdev(self._fast_waits_ms)
+        waits = self._fast_waits_ms
+        # Plain floats: `statistics.pstdev` is exact (fractions) and showed in the leader's profile.
+        mean = sum(waits) / len(waits)
+        deviation = math.sqrt(sum((w - mean) ** 2 for w in waits) / len(waits))
+        wait = mean + 2 * deviation
         return min(max(wait, timers.fast_path_timeout_min_ms), timers.fast_path_timeout_max_ms)
 
     def _certify_prepare(self, slot: Slot, *, allow_wait: bool) -> None:
