@@ -132,7 +132,6 @@ def bench_smallbank(
     per request, and the cryptographic floor measured in the same run. Exit code 0 when the run
     completed, 1 when the cluster failed, 2 on bad usage.
     """
-    from rich.console import Console
 
     from pbft_core.config import ClusterConfig, Timers
     from pbft_core.smallbank import WorkloadError, read_workload
@@ -156,7 +155,9 @@ def bench_smallbank(
         checkpoint_interval=checkpoint_interval,
         fast_path=fast_path,
     )
-    console = Console(highlight=False, stderr=False)
+    from .main import _console
+
+    console = _console()
     from pbft_core.runtime.loadgen import LoadOptions
 
     options = LoadOptions(
@@ -353,7 +354,7 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    cpu = ", ".join(f"{k} {v:.1f}" for k, v in report["cpu_s"].items())
+    cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(report["cpu_s"].items()))
     console.print(f"[dim]CPU seconds in the measured window: {cpu}[/]")
     console.print(f"[dim]crypto (µs): {', '.join(f'{k} {v}' for k, v in report['crypto_costs_us'].items())}[/]")
 
