@@ -30,23 +30,19 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
-from ..client import Client, ClientReady, Completion
+from ..client import Client, Completion
 from ..config import ClusterConfig, replica_name
 from ..keys import ClusterKeys
-from ..messages import DecodeError, Reply, decode, encode
 from ..smallbank import Transaction, WorkloadGenerator, WorkloadSpec
 from .host import config_to_bytes
 from .pipes import (
-    K_CLIENT,
     K_GO,
     K_QUERY,
     POLL_INTERVAL_S,
+    ClientHost,
     WorkerFailure,
     _Cluster,
     _pack,
-    _unpack,
 )
 
 # Throughput over time is counted in buckets of this width.
@@ -106,21 +102,6 @@ def _worker_args(
     return make_args
 
 
-def _awaited(client: Client, data: bytes) -> bool:
-    """Whether a reply may concern the client's outstanding request, judged from its raw
-    timestamp field: a closed-loop client has moved on after f+1 matching replies, so most of
-    the n replies to each request are stale and need no full decode. Anything unexpected is
-    passed on to the strict decoder."""
-    out = client.outstanding
-    if out is None:
-        return False
-    try:
-        fields = msgpack.unpackb(data, raw=False, max_ext_len=0)
-        return fields[0] != Reply.TAG or fields[3] == out.request.timestamp
-    except Exception:  # garbage: the strict decoder rejects it
-        return True
-
-
 def _transactions(options: LoadOptions) -> Iterator[Transaction]:
     if options.workload:
         return itertools.cycle(options.workload)
@@ -139,7 +120,6 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
     verified: dict[tuple[int, bytes, bytes], None] = {}
     clients = {c: Client(c, config, keys.client_secrets[c].crypto(), verified=verified) for c in names}
     stream = _transactions(options)
-    client_wake: dict[str, float] = {}
     ops: dict[str, str] = {}
 
     latencies: list[float] = []
@@ -155,26 +135,6 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
         return (time.monotonic() - epoch) * 1000.0
 
     cluster = _Cluster(None)
-    # Requests for each replica, sent as one frame per replica at the end of an iteration.
-    outgoing: dict[int, list[tuple[str, bytes]]] = {}
-
-    def send_outgoing() -> None:
-        for r, items in outgoing.items():
-            cluster.send_frame(r, K_CLIENT + _pack(items))
-        outgoing.clear()
-
-    def perform(name: str, ready: ClientReady, now: float) -> None:
-        encoded: bytes | None = None
-        for to, request in ready.to_replicas:
-            encoded = encoded if encoded is not None else encode(request)
-            outgoing.setdefault(to, []).append((name, encoded))
-        if ready.wake_at_ms is None:
-            client_wake.pop(name, None)
-        else:
-            client_wake[name] = ready.wake_at_ms
-        if ready.completed is not None:
-            complete(name, ready.completed, now)
-
     def complete(name: str, completion: Completion, now: float) -> None:
         nonlocal fell_back
         if window_open_ms <= now < window_close_ms:
@@ -190,23 +150,9 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
     def submit(name: str, now: float) -> None:
         txn = next(stream)
         ops[name] = txn.op
-        perform(name, clients[name].submit(txn.op, txn.args, now, read_only=txn.read_only), now)
+        host.submit(name, txn.op, txn.args, now, read_only=txn.read_only)
 
-    def on_frames(frames: list[tuple[int, bytes]]) -> None:
-        for _replica, frame in frames:
-            if frame[:1] != K_CLIENT:
-                continue
-            for name, data in _unpack(frame[1:]):
-                client = clients.get(str(name))
-                if client is None or not _awaited(client, data):
-                    continue
-                try:
-                    reply = decode(bytes(data))
-                except DecodeError:
-                    continue
-                if isinstance(reply, Reply):
-                    now = now_ms()
-                    perform(client.name, client.step(reply, now), now)
+    host = ClientHost(cluster, clients, complete, frozenset(replicas))
 
     def snapshot() -> dict[int, dict[str, int]]:
         """Ask every replica for its counters and keep serving clients until all answered."""
@@ -223,13 +169,10 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
 
     def serve(timeout_s: float) -> None:
         now = now_ms()
-        wake = min(client_wake.values(), default=now + timeout_s * 1000.0)
-        on_frames(cluster.poll(max(0.0, min(wake - now, timeout_s * 1000.0)) / 1000.0))
-        now = now_ms()
-        for name, at in list(client_wake.items()):
-            if at <= now and name in client_wake:
-                perform(name, clients[name].tick(now), now)
-        send_outgoing()
+        wake = host.next_wake_ms(default=now + timeout_s * 1000.0)
+        host.on_frames(cluster.poll(max(0.0, min(wake - now, timeout_s * 1000.0)) / 1000.0), now_ms)
+        host.tick(now_ms())
+        host.send()
 
     total_s = options.warmup_s + options.duration_s
 
@@ -251,7 +194,7 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
             cluster.send_frame(r, K_GO + _pack([epoch]))
         for name in names:
             submit(name, now_ms())
-        send_outgoing()
+        host.send()
         before = run_until(window_open_ms)
         generator_cpu = time.process_time()
         after = run_until(window_close_ms)

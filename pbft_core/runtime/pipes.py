@@ -62,7 +62,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -75,7 +75,7 @@ from ..config import ACCOUNTS, ClusterConfig, replica_name
 from ..dispatch import Dispatcher, TransactionOutcome
 from ..faults import Attack, ByzantineReplica
 from ..keys import ClusterKeys, NodeSecrets
-from ..messages import DecodeError, Reply, decode, encode
+from ..messages import Arg, DecodeError, Reply, decode, encode
 from ..ready import (
     CheckpointStable,
     Dropped,
@@ -626,6 +626,94 @@ class _Cluster:
             worker.conn.close()
 
 
+# ---- the driver's clients ---------------------------------------------------------------------
+#
+# A driver (`run_set` here, `loadgen.run_load`) hosts many sans-I/O `Client`s. `ClientHost`
+# performs what they ask for (requests are queued and leave as one C frame per replica per
+# `send`), hands them their replies from the workers' C frames, and ticks them when their timers
+# are due; the driver decides what to submit and what a completion means (`on_complete`).
+#
+# A closed-loop client has moved on once it holds f+1 matching replies, so most of the n
+# replies to each request are stale: `_awaited` reads a reply's raw timestamp field and skips
+# the full decode of those. Anything unexpected still goes to the strict decoder.
+
+OnComplete = Callable[[str, Completion, float], None]
+
+
+def _awaited(client: Client, data: bytes) -> bool:
+    """Whether a reply may concern the client's outstanding request (see above)."""
+    out = client.outstanding
+    if out is None:
+        return False
+    try:
+        fields = msgpack.unpackb(data, raw=False, max_ext_len=0)
+        return fields[0] != Reply.TAG or fields[3] == out.request.timestamp
+    except Exception:  # garbage: the strict decoder rejects it
+        return True
+
+
+class ClientHost:
+    def __init__(
+        self,
+        cluster: _Cluster,
+        clients: dict[str, Client],
+        on_complete: OnComplete,
+        reachable: Collection[int],
+    ) -> None:
+        self.cluster = cluster
+        self.clients = clients
+        self.on_complete = on_complete
+        self.reachable = reachable  # replicas with a worker (others get nothing)
+        self.wake: dict[str, float] = {}
+        self._outgoing: dict[int, list[tuple[str, bytes]]] = {}
+
+    def next_wake_ms(self, default: float) -> float:
+        return min(self.wake.values(), default=default)
+
+    def perform(self, name: str, ready: ClientReady, now: float) -> None:
+        encoded: bytes | None = None
+        for to, request in ready.to_replicas:
+            if to in self.reachable:
+                encoded = encoded if encoded is not None else encode(request)
+                self._outgoing.setdefault(to, []).append((name, encoded))
+        if ready.wake_at_ms is None:
+            self.wake.pop(name, None)
+        else:
+            self.wake[name] = ready.wake_at_ms
+        if ready.completed is not None:
+            self.on_complete(name, ready.completed, now)
+
+    def submit(self, name: str, op: str, args: tuple[Arg, ...], now: float, *, read_only: bool) -> None:
+        self.perform(name, self.clients[name].submit(op, args, now, read_only=read_only), now)
+
+    def send(self) -> None:
+        """What the clients asked to send since the last call: one frame per replica."""
+        for r, items in self._outgoing.items():
+            self.cluster.send_frame(r, K_CLIENT + _pack(items))
+        self._outgoing.clear()
+
+    def on_frames(self, frames: list[tuple[int, bytes]], now_ms: Callable[[], float]) -> None:
+        for _replica, frame in frames:
+            if frame[:1] != K_CLIENT:
+                continue
+            for name, data in _unpack(frame[1:]):
+                client = self.clients.get(str(name))
+                if client is None or not _awaited(client, data):
+                    continue
+                try:
+                    reply = decode(bytes(data))
+                except DecodeError:
+                    continue
+                if isinstance(reply, Reply):
+                    now = now_ms()
+                    self.perform(client.name, client.step(reply, now), now)
+
+    def tick(self, now: float) -> None:
+        for name, at in list(self.wake.items()):
+            if at <= now and name in self.wake:
+                self.perform(name, self.clients[name].tick(now), now)
+
+
 def replica_meta(scenario_set: ScenarioSet, r: int, run_meta: dict[str, Any] | None) -> dict[str, Any]:
     """What a replica's database records about its role in a set (every shell writes this)."""
     byzantine = set(scenario_set.byzantine)
@@ -708,7 +796,6 @@ def run_set(
         c: Client(c, config, keys.client_secrets[c].crypto(), verified=verified)
         for c in client_names
     }
-    client_wake: dict[str, float] = {}
     in_flight: dict[str, int] = {}
     last_progress_ms = 0.0
     first_submit_ms: float | None = None
@@ -720,19 +807,6 @@ def run_set(
 
     def now_ms() -> float:
         return (time.monotonic() - epoch) * 1000.0
-
-    def perform(name: str, ready: ClientReady, now: float) -> None:
-        encoded: dict[int, bytes] = {}
-        for to, request in ready.to_replicas:
-            if to in live:
-                data = encoded.get(id(request)) or encoded.setdefault(id(request), encode(request))
-                cluster.send_frame(to, K_CLIENT + _pack([(name, data)]))
-        if ready.wake_at_ms is None:
-            client_wake.pop(name, None)
-        else:
-            client_wake[name] = ready.wake_at_ms
-        if ready.completed is not None:
-            complete(name, ready.completed, now)
 
     def complete(name: str, completion: Completion, now: float) -> None:
         nonlocal last_progress_ms, last_completion_ms
@@ -749,26 +823,10 @@ def run_set(
             if first_submit_ms is None:
                 first_submit_ms = now
             op = "transfer" if txn.kind == "transfer" else "balance"
-            ready = clients[txn.client].submit(
-                op, tuple(txn.args), now, read_only=txn.kind == "balance"
-            )
-            perform(txn.client, ready, now)
+            host.submit(txn.client, op, tuple(txn.args), now, read_only=txn.kind == "balance")
+        host.send()
 
-    def on_frames(frames: list[tuple[int, bytes]]) -> None:
-        for _replica, frame in frames:
-            if frame[:1] != K_CLIENT:
-                continue
-            for name, data in _unpack(frame[1:]):
-                client = clients.get(str(name))
-                if client is None:
-                    continue
-                try:
-                    reply = decode(bytes(data))
-                except DecodeError:
-                    continue
-                if isinstance(reply, Reply):
-                    now = now_ms()
-                    perform(client.name, client.step(reply, now), now)
+    host = ClientHost(cluster, clients, complete, live)
 
     try:
         if on_progress is not None:
@@ -790,16 +848,13 @@ def run_set(
             if now - last_progress_ms >= stall_ms:
                 ended_by = "stall"
                 break
-            wake = min(client_wake.values(), default=now + POLL_INTERVAL_S * 1000.0)
+            wake = host.next_wake_ms(default=now + POLL_INTERVAL_S * 1000.0)
             timeout_ms = (
                 min(wake, last_progress_ms + stall_ms, now + POLL_INTERVAL_S * 1000.0) - now
             )
-            on_frames(cluster.poll(max(0.0, timeout_ms) / 1000.0))
-            now = now_ms()
-            for name, at in list(client_wake.items()):
-                if at <= now and name in client_wake:
-                    perform(name, clients[name].tick(now), now)
-            dispatch(now)
+            host.on_frames(cluster.poll(max(0.0, timeout_ms) / 1000.0), now_ms)
+            host.tick(now_ms())
+            dispatch(now_ms())
         run_ms = now_ms()
 
         # ---- settle: let honest live replicas converge (gossip catches up the dark ones) ----
@@ -816,7 +871,8 @@ def run_set(
             left = settle_deadline - time.monotonic()
             if left <= 0:
                 break
-            on_frames(cluster.poll(min(left, SETTLE_POLL_INTERVAL_S)))
+            host.on_frames(cluster.poll(min(left, SETTLE_POLL_INTERVAL_S)), now_ms)
+            host.send()
         settle_ms = now_ms() - run_ms
 
         if on_progress is not None:
