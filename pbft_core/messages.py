@@ -414,6 +414,15 @@ def _from_wire(cls: type[Message], values: Any) -> Any:
     return _CLASS_DECODERS[cls](values)
 
 
+# The inlined form of `_decoder_for`'s scalar checks: when a value is rejected, and why.
+_SCALAR_CHECKS: dict[type, tuple[str, str]] = {
+    int: ("type({v}) is not int or not INT_MIN <= {v} <= INT_MAX", "int"),
+    bool: ("type({v}) is not bool", "bool"),
+    bytes: ("type({v}) is not bytes", "bytes"),
+    str: ("type({v}) is not str or len({v}) > STR_MAX", "short str"),
+}
+
+
 def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
     """A straight-line decoder for `cls`, generated once (as dataclasses generate ``__init__``).
 
@@ -438,18 +447,10 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
         where = f"{name}.{field_name}"
         tp = hints[field_name]
         lines.append(f"    v{i} = values[{i}]")
-        if tp is int:
-            lines.append(f"    if type(v{i}) is not int or not INT_MIN <= v{i} <= INT_MAX:")
-            lines.append(f"        raise DecodeError('{where}: expected int')")
-        elif tp is bool:
-            lines.append(f"    if type(v{i}) is not bool:")
-            lines.append(f"        raise DecodeError('{where}: expected bool')")
-        elif tp is bytes:
-            lines.append(f"    if type(v{i}) is not bytes:")
-            lines.append(f"        raise DecodeError('{where}: expected bytes')")
-        elif tp is str:
-            lines.append(f"    if type(v{i}) is not str or len(v{i}) > STR_MAX:")
-            lines.append(f"        raise DecodeError('{where}: expected short str')")
+        if tp in _SCALAR_CHECKS:
+            rejected, expected = _SCALAR_CHECKS[tp]
+            lines.append(f"    if {rejected.format(v=f'v{i}')}:")
+            lines.append(f"        raise DecodeError('{where}: expected {expected}')")
         else:
             namespace[f"d{i}"] = dec
             lines.append("    try:")
