@@ -44,10 +44,13 @@ Replica database schema (``n<i>.sqlite``)
     Stable checkpoints (``how`` = ``stable``) and certified snapshots installed from a peer
     (``transferred``).
 ``balances(kind, seq, account, amount)``, PK (kind, seq, account)
-    ``kind`` = ``checkpoint`` (balances at each stable checkpoint / installed snapshot, seq =
-    its sequence number; each such row set holds only the accounts that changed since the
-    previous one, so a SmallBank state of thousands of accounts is not rewritten every K
-    sequence numbers) or ``final`` (seq = last executed when the replica stopped; complete).
+    ``kind`` = ``final`` (seq = last executed when the replica stopped). Databases written
+    before ``snapshots`` existed also hold ``checkpoint`` rows here.
+``snapshots(seq PK, data)``
+    The snapshot at each stable checkpoint or installed by state transfer, exactly the bytes
+    whose digest the checkpoint certificate signs (`Bank.snapshot`: balances and the client reply
+    table, msgpack). Decoded only when inspected, so a SmallBank state of thousands of accounts
+    costs one blob per checkpoint, not a row per account.
 ``view_changes(id PK, t_ms, direction, new_view, replica, checkpoint_seq, prepared, preprepared)``
     Every VIEW-CHANGE sent or received: ``prepared`` / ``preprepared`` are JSON lists of the
     sequence numbers it carries proofs / pre-prepares for.
@@ -127,6 +130,7 @@ CREATE TABLE IF NOT EXISTS executed (
     state_digest TEXT);
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY, state_digest TEXT, t_ms REAL, how TEXT);
+CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS balances (
     kind TEXT, seq INTEGER, account TEXT, amount INTEGER, PRIMARY KEY (kind, seq, account));
 CREATE TABLE IF NOT EXISTS view_changes (
@@ -139,7 +143,6 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, t_ms REAL, kind TEXT,
 CREATE TABLE IF NOT EXISTS metrics (name TEXT PRIMARY KEY, value INTEGER);
 CREATE TABLE IF NOT EXISTS final (key TEXT PRIMARY KEY, value TEXT);
 CREATE INDEX IF NOT EXISTS status_history_seq ON status_history (seq);
-CREATE INDEX IF NOT EXISTS messages_type ON messages (type);
 """
 
 _RUN_SCHEMA = """
@@ -261,7 +264,7 @@ class ReplicaStore:
         self.db = _connect(self.path, read_only=read_only)
         self._message_rows: list[tuple[Any, ...]] = []
         self._status_rows: list[tuple[float, int, int, str]] = []
-        self._checkpoint_balances: dict[str, int] = {}  # as of the last checkpoint recorded
+        self._slot_rows: dict[int, tuple[int, int, str, str | None, float]] = {}
         if not read_only:
             self.db.executescript(_REPLICA_SCHEMA)
             self.db.execute(
@@ -313,11 +316,10 @@ class ReplicaStore:
 
     def record_event(self, t_ms: float, event: Event) -> None:
         if isinstance(event, StatusChanged):
-            self._status_rows.append((t_ms, event.seq, event.view, str(event.status)))
-            self.db.execute(
-                "INSERT OR REPLACE INTO slot_status VALUES (?, ?, ?, ?, ?)",
-                (event.seq, event.view, str(event.status), _short(event.digest), t_ms),
-            )
+            status = str(event.status)
+            self._status_rows.append((t_ms, event.seq, event.view, status))
+            # Only the latest status of each seq reaches slot_status, once per commit.
+            self._slot_rows[event.seq] = (event.seq, event.view, status, _short(event.digest), t_ms)
         elif isinstance(event, Executed):
             self.db.execute(
                 "INSERT OR REPLACE INTO executed VALUES (?, ?, ?, ?, ?, ?)",
@@ -337,14 +339,10 @@ class ReplicaStore:
                 (event.seq, event.state_digest.hex(), t_ms, how),
             )
             if event.snapshot is not None:
-                balances = Bank.from_snapshot(event.snapshot).balances
-                recorded = self._checkpoint_balances
-                changed = {a: v for a, v in balances.items() if recorded.get(a) != v}
-                if not changed and balances:  # one row, so that the checkpoint is listed
-                    account = next(iter(balances))
-                    changed = {account: balances[account]}
-                self._record_balances("checkpoint", event.seq, changed)
-                self._checkpoint_balances = balances
+                # The certified bytes as they are: decoded only when someone inspects them.
+                self.db.execute(
+                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (event.seq, event.snapshot)
+                )
             self._record_note(t_ms, f"checkpoint {how}", {"seq": event.seq})
         elif isinstance(event, NewViewInstalled):
             nv = event.message
@@ -422,7 +420,8 @@ class ReplicaStore:
         self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?)", sorted(metrics.items()))
 
     def _write_rows(self) -> None:
-        """The message log and status history are appended in bulk, once per commit."""
+        """The message log and status history are appended in bulk, once per commit (and
+        slot_status gets one upsert per sequence number that moved)."""
         if self._message_rows:
             self.db.executemany(
                 "INSERT INTO messages (t_ms, direction, peer, type, view, seq, digest, size, summary, note)"
@@ -436,6 +435,11 @@ class ReplicaStore:
                 self._status_rows,
             )
             self._status_rows.clear()
+        if self._slot_rows:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO slot_status VALUES (?, ?, ?, ?, ?)", list(self._slot_rows.values())
+            )
+            self._slot_rows.clear()
 
     def commit(self) -> None:
         self._write_rows()
@@ -465,8 +469,9 @@ class ReplicaStore:
     def balances(self, kind: str = "final", seq: int | None = None) -> dict[str, int]:
         if kind == "checkpoint":
             history = self.checkpoint_balances()
-            at = max((s for s in history if seq is None or s <= seq), default=None)
-            return history[at] if at is not None and (seq is None or at == seq) else {}
+            if seq is None:
+                return history[max(history)] if history else {}
+            return history.get(seq, {})
         if seq is None:
             row = self.db.execute(
                 "SELECT MAX(seq) FROM balances WHERE kind = ?", (kind,)
@@ -481,18 +486,23 @@ class ReplicaStore:
         return {r["account"]: r["amount"] for r in rows}
 
     def checkpoint_balances(self) -> dict[int, dict[str, int]]:
-        """Complete balances at every recorded checkpoint (rows hold changes; see the schema)."""
-        changes: dict[int, dict[str, int]] = {}
+        """Balances at every recorded checkpoint, from its snapshot (older databases: from
+        ``balances`` rows of kind ``checkpoint``)."""
+        out: dict[int, dict[str, int]] = {}
         for r in self.db.execute(
             "SELECT seq, account, amount FROM balances WHERE kind = 'checkpoint' ORDER BY seq, account"
         ):
-            changes.setdefault(r["seq"], {})[r["account"]] = r["amount"]
-        out: dict[int, dict[str, int]] = {}
-        current: dict[str, int] = {}
-        for seq in sorted(changes):
-            current = {**current, **changes[seq]}
-            out[seq] = dict(sorted(current.items()))
-        return out
+            out.setdefault(r["seq"], {})[r["account"]] = r["amount"]
+        if self._has_table("snapshots"):
+            for r in self.db.execute("SELECT seq, data FROM snapshots ORDER BY seq"):
+                out[r["seq"]] = dict(sorted(Bank.from_snapshot(r["data"]).balances.items()))
+        return dict(sorted(out.items()))
+
+    def _has_table(self, name: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     def executed(self) -> list[dict[str, Any]]:
         return [

@@ -108,6 +108,9 @@ POLL_INTERVAL_S = 0.25
 # Direct writes from the loop thread (see `_LinkWriter`) rely on Linux's Unix-socket semantics.
 DIRECT_WRITES = sys.platform.startswith("linux")
 DIRECT_WRITE_MAX = 32 * 1024
+# A worker's database is for inspection only (no worker is ever restarted from it), so it may
+# trail the replica by this much; see `NodeHost`.
+STORE_COMMIT_INTERVAL_MS = 50.0
 # When set (to a directory), every worker runs under cProfile and writes n<i>.prof there.
 PROFILE_DIR_VARIABLE = "PBFT_PROFILE_DIR"
 SETTLE_POLL_INTERVAL_S = 0.05
@@ -325,6 +328,7 @@ def _worker_loop(
         send_to_client,
         links=frozenset(writers),
         on_event=on_event if verbose else None,
+        store_commit_interval_ms=STORE_COMMIT_INTERVAL_MS,
     )
     # One selector for the worker's life (`multiprocessing.connection.wait` builds one per call).
     selector = selectors.DefaultSelector()
