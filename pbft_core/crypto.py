@@ -25,13 +25,15 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgpack
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 ED25519_SIG_SIZE = 64
+# Own points remembered by `RealCrypto` (a few batches' shares and certificates).
+OWN_POINTS_MAX = 64
 CERT_SIZE = 96
 
 
@@ -92,6 +94,17 @@ class RealCrypto:
         self._share = thresh_sig.KeyShare.from_bytes(key_share) if key_share else None
         self._fast_group = thresh_sig.GroupKey.from_bytes(public.fast_group)
         self._fast_share = thresh_sig.KeyShare.from_bytes(fast_share) if fast_share else None
+        # Points this replica made itself (its shares, its combined certificates), by their
+        # bytes: when they come back (its own share in a quorum, the aggregate it verifies right
+        # after building it) they need no second decompression and subgroup check.
+        self._own_points: dict[bytes, Any] = {}
+
+    def _remember(self, point: Any) -> bytes:
+        encoded = bytes(point)
+        if len(self._own_points) >= OWN_POINTS_MAX:
+            del self._own_points[next(iter(self._own_points))]
+        self._own_points[encoded] = point
+        return encoded
 
     def sign(self, payload: bytes) -> bytes:
         return self._signing.sign(payload).signature
@@ -117,18 +130,25 @@ class RealCrypto:
 
     def sign_share(self, message: bytes) -> bytes:
         assert self._share is not None, "clients hold no key share"
-        return bytes(self._ts.sign_share(self._share, message))
+        return self._remember(self._ts.sign_share(self._share, message))
 
     def sign_fast_share(self, message: bytes) -> bytes:
         assert self._fast_share is not None, "clients hold no key share"
-        return bytes(self._ts.sign_share(self._fast_share, message))
+        return self._remember(self._ts.sign_share(self._fast_share, message))
 
-    def _parse_share(self, replica: int, share: bytes) -> object | None:
-        try:
-            parsed = self._ts.SignatureShare.from_bytes(share)
-        except self._ts.ThresholdError:
-            return None
+    def _parse_share(self, replica: int, share: bytes) -> Any | None:
+        parsed = self._own_points.get(share)
+        if parsed is None:
+            try:
+                parsed = self._ts.SignatureShare.from_bytes(share)
+            except self._ts.ThresholdError:
+                return None
         return parsed if parsed.signer == replica else None
+
+    def _parse_signature(self, signature: bytes) -> Any:
+        """Raises `ThresholdError` for bytes that are not a valid signature."""
+        own = self._own_points.get(signature)
+        return own if own is not None else self._ts.Signature.from_bytes(signature)
 
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
         parsed = self._parse_share(replica, share)
@@ -149,12 +169,11 @@ class RealCrypto:
             return None, bad | {int(i) for i in exc.invalid}
         except self._ts.ThresholdError:
             return None, bad
-        return bytes(signature), bad
+        return self._remember(signature), bad
 
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
         try:
-            sig = self._ts.Signature.from_bytes(certificate)
-            return self._ts.verify(self._group, message, sig)
+            return self._ts.verify(self._group, message, self._parse_signature(certificate))
         except self._ts.ThresholdError:
             return False
 
@@ -166,12 +185,11 @@ class RealCrypto:
             aggregate = self._ts.aggregate_all(self._fast_group, parsed)
         except self._ts.ThresholdError:
             return None
-        return bytes(aggregate)
+        return self._remember(aggregate)
 
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
         try:
-            sig = self._ts.Signature.from_bytes(aggregate)
-            return self._ts.verify_all(self._fast_group, message, sig)
+            return self._ts.verify_all(self._fast_group, message, self._parse_signature(aggregate))
         except self._ts.ThresholdError:
             return False
 

@@ -11,7 +11,10 @@ Theory of operation (normal case, view v, leader = collector = n((v-1) mod n)+1)
 3. With all n shares before the fast-path timer, the leader sends FAST-COMMIT (their n-of-n
    aggregate) and everyone commits. Otherwise, with 2f+1, it sends a PREPARE certificate; each
    replica is then prepared and sends a share over (commit, v, s, d); 2f+1 of those make the
-   COMMIT certificate it sends to all.
+   COMMIT certificate it sends to all. The timer adapts to how long the last shares take
+   (concord-bft: mean + 2σ, clamped); when most recent instances missed it (a replica is down,
+   dark or slow on purpose), the leader stops waiting and goes slow at once, waiting again only
+   on every `FAST_PATH_PROBE_EVERY`-th instance until the fast path works again.
 4. Committed batches execute in sequence order; each replica replies to each client.
 
 Every K executed sequence numbers replicas exchange CHECKPOINT shares; 2f+1 make a stable
@@ -83,6 +86,11 @@ CATCH_UP_ENTRIES_MAX = 128
 HELPED_MAX = 1_000
 EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
 FAST_PATH_HISTORY = 32
+# Fast-path outcomes remembered; with at least `FAST_PATH_GIVE_UP` misses among them the leader
+# stops waiting for all n shares except on probe instances.
+FAST_PATH_OUTCOMES = 4
+FAST_PATH_GIVE_UP = 3
+FAST_PATH_PROBE_EVERY = 8
 FORWARDED_MAX = 10_000  # forwarded-request records kept before the executed ones are pruned
 
 
@@ -128,6 +136,7 @@ class Replica:
         self._executed_at_last_status = 0
         self._fetch_rounds = 0
         self._fast_waits_ms: deque[float] = deque(maxlen=FAST_PATH_HISTORY)
+        self._fast_missed: deque[bool] = deque(maxlen=FAST_PATH_OUTCOMES)  # True: timer expired
 
         self._now = 0.0
         self._ready = Ready()
@@ -174,6 +183,7 @@ class Replica:
             if slot.fast_deadline_ms is not None and now_ms >= slot.fast_deadline_ms:
                 slot.fast_deadline_ms = None
                 self.metrics["fast_path.timeouts"] += 1
+                self._fast_missed.append(True)
                 self._certify_prepare(slot, allow_wait=False)
         if self.exec_deadline_ms is not None and now_ms >= self.exec_deadline_ms:
             self.exec_deadline_ms = None
@@ -531,6 +541,14 @@ class Replica:
             slot.fast_shares[ps.replica] = ps.fast_share
         self._certify_prepare(slot, allow_wait=True)
 
+    def _fast_path_worth_waiting(self, seq: int) -> bool:
+        if sum(self._fast_missed) < FAST_PATH_GIVE_UP:
+            return True
+        if seq % FAST_PATH_PROBE_EVERY == 0:
+            return True
+        self.metrics["fast_path.skipped"] += 1
+        return False
+
     def _fast_path_wait_ms(self) -> float:
         """concord-bft's rule: mean + 2σ of recent waits for the last shares, clamped."""
         timers = self.config.timers
@@ -552,6 +570,7 @@ class Replica:
         if self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum:
             if slot.quorum_at_ms is not None:
                 self._fast_waits_ms.append(self._now - slot.quorum_at_ms)
+            self._fast_missed.append(False)
             aggregate = self.crypto.aggregate_all(slot.fast_shares, message)
             if aggregate is not None and self.certifier.aggregate(message, aggregate):
                 slot.certified = True
@@ -568,7 +587,13 @@ class Replica:
             return
         if slot.quorum_at_ms is None:
             slot.quorum_at_ms = self._now
-        if self.config.fast_path and allow_wait and count < self.config.fast_quorum and not slot.fast_failed:
+        if (
+            self.config.fast_path
+            and allow_wait
+            and count < self.config.fast_quorum
+            and not slot.fast_failed
+            and self._fast_path_worth_waiting(slot.seq)
+        ):
             if slot.fast_deadline_ms is None:
                 slot.fast_deadline_ms = self._now + self._fast_path_wait_ms()
             return

@@ -217,7 +217,7 @@ def test_the_json_report_has_the_documented_keys(bench: dict[str, Any]):
     cfg = report["config"]
     assert (cfg["n"], cfg["f"], cfg["clients"], cfg["accounts"], cfg["hot_accounts"]) == (7, 2, 8, ACCOUNTS, 5)
     assert (cfg["duration_s"], cfg["warmup_s"], cfg["workload"]) == (2.0, 0.5, "generated")
-    assert set(report["crypto_costs_us"]) == {"ed25519_sign_us", "ed25519_verify_us", "bls_sign_us", "bls_verify_us", "bls_combine_us", "bls_aggregate_us"}
+    assert set(report["crypto_costs_us"]) == {"ed25519_sign_us", "ed25519_verify_us", "bls_sign_us", "bls_verify_us", "bls_combine_us", "bls_aggregate_us", "bls_decode_us"}
     assert all(v > 0 for v in report["crypto_costs_us"].values())
     # Every completion in the window is counted once, by operation and by kind of result.
     assert sum(report["by_op"].values()) == report["completed"]

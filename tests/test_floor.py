@@ -16,6 +16,7 @@ from pbft_core.config import ClusterConfig
 from pbft_core.floor import CryptoBudget, CryptoCosts, measure_costs
 
 CONFIG = ClusterConfig()  # n = 7, f = 2, K = 10
+BLS_PRIMITIVES = ("bls_sign_us", "bls_verify_us", "bls_combine_us", "bls_aggregate_us", "bls_decode_us")
 N, F, K = CONFIG.n, CONFIG.f, CONFIG.checkpoint_interval
 
 # Costs measured on a 2-core development machine, rounded (µs).
@@ -26,6 +27,7 @@ COSTS = CryptoCosts(
     bls_verify_us=2400.0,
     bls_combine_us=900.0,
     bls_aggregate_us=40.0,
+    bls_decode_us=150.0,
 )
 
 
@@ -73,7 +75,7 @@ def test_per_request_cryptography_is_one_client_signature_and_n_verifications():
     assert per_request(only("ed25519_sign_us")) == 1
     assert only("ed25519_sign_us").per_ordered_request_us(1e12) == pytest.approx(1)
     assert only("ed25519_verify_us").per_ordered_request_us(1e12) == pytest.approx(N)
-    for bls in ("bls_sign_us", "bls_verify_us", "bls_combine_us", "bls_aggregate_us"):
+    for bls in BLS_PRIMITIVES:
         assert only(bls).per_ordered_request_us(1e12) == pytest.approx(0, abs=1e-6)
 
 
@@ -94,6 +96,9 @@ def test_per_batch_counts_follow_the_docstring():
     assert per_batch(only("bls_combine_us")) == pytest.approx(N / K)
     # One n-of-n aggregate per batch, at the leader.
     assert per_batch(only("bls_aggregate_us")) == pytest.approx(1)
+    # Points received as bytes: the leader decodes the n fast shares, n-1 backups the aggregate
+    # in FAST-COMMIT, and every replica 2f+1 checkpoint shares every K batches.
+    assert per_batch(only("bls_decode_us")) == pytest.approx(N + (N - 1) + N * (2 * F + 1) / K)
 
 
 def test_checkpoints_are_spread_over_the_checkpoint_interval():
@@ -101,7 +106,9 @@ def test_checkpoints_are_spread_over_the_checkpoint_interval():
     often = CryptoBudget(CONFIG.with_changes(checkpoint_interval=1), COSTS)
     default = CryptoBudget(CONFIG, COSTS)
     assert often.per_ordered_request_us(8) > default.per_ordered_request_us(8) > rare.per_ordered_request_us(8)
-    checkpoint = N * (COSTS.bls_sign_us + COSTS.bls_combine_us + COSTS.bls_verify_us)
+    checkpoint = N * (
+        COSTS.bls_sign_us + (2 * F + 1) * COSTS.bls_decode_us + COSTS.bls_combine_us + COSTS.bls_verify_us
+    )
     assert often.per_ordered_request_us(1) - rare.per_ordered_request_us(1) == pytest.approx(
         checkpoint * (1 - 1 / 1000)
     )
@@ -119,7 +126,7 @@ def test_reads_cost_a_client_signature_n_verifications_and_signatures_and_2f_plu
     # Client signs; n replicas verify it and each signs its reply; the client verifies 2f+1.
     assert only("ed25519_sign_us").per_read_us() == 1 + N
     assert only("ed25519_verify_us").per_read_us() == N + (2 * F + 1)
-    for bls in ("bls_sign_us", "bls_verify_us", "bls_combine_us", "bls_aggregate_us"):
+    for bls in BLS_PRIMITIVES:
         assert only(bls).per_read_us() == 0
     budget = CryptoBudget(CONFIG, COSTS)
     expected = COSTS.ed25519_sign_us + N * (COSTS.ed25519_verify_us + COSTS.ed25519_sign_us) + 5 * COSTS.ed25519_verify_us
@@ -149,7 +156,7 @@ def test_the_floor_is_the_inverse_of_the_mean_cost_per_transaction():
 
 
 def test_costs_as_dict_rounds_to_hundredths():
-    costs = CryptoCosts(1.234, 2.345, 3.456, 4.567, 5.678, 6.789)
+    costs = CryptoCosts(1.234, 2.345, 3.456, 4.567, 5.678, 6.789, 7.891)
     assert costs.as_dict() == {
         "ed25519_sign_us": 1.23,
         "ed25519_verify_us": 2.35,
@@ -157,6 +164,7 @@ def test_costs_as_dict_rounds_to_hundredths():
         "bls_verify_us": 4.57,
         "bls_combine_us": 5.68,
         "bls_aggregate_us": 6.79,
+        "bls_decode_us": 7.89,
     }
 
 
