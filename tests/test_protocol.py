@@ -45,6 +45,35 @@ def test_without_the_fast_path_every_instance_takes_the_slow_path():
     assert replica.metrics["commits.slow"] == replica.last_executed > 0
 
 
+RING = [transfer(a, b, 1) for a, b in zip("ABCDEFGHIJ", "BCDEFGHIJA", strict=True)]
+
+
+def test_a_silent_replica_costs_the_fast_path_timer_only_until_the_leader_gives_up_waiting():
+    sim = Simulation(seed=21, byzantine={7: (Attack("crash"),)})
+    results = sim.run_transactions(RING * 4)
+    assert outcomes(results) == ["committed"] * 40
+    leader = sim.replica(1)
+    assert leader.metrics["commits.fast"] == 0
+    assert leader.metrics["fast_path.skipped"] >= leader.last_executed // 2
+    # Three misses to give up (and the instances already waiting then), after that at most one
+    # per probe (every 8th sequence number).
+    probes = leader.last_executed // 8 + 1
+    assert leader.metrics["fast_path.timeouts"] <= 3 + sim.config.inflight_max + probes
+    assert_honest_live_agree(sim)
+
+
+def test_the_fast_path_comes_back_once_the_silent_replica_answers_again():
+    sim = Simulation(seed=22)
+    sim.blocked |= {(a, b) for r in range(1, 7) for a, b in (("n7", f"n{r}"), (f"n{r}", "n7"))}
+    sim.at(150, lambda s: s.blocked.clear())
+    results = sim.run_transactions(RING * 20)
+    assert outcomes(results) == ["committed"] * 200
+    leader = sim.replica(1)
+    assert leader.metrics["fast_path.skipped"] > 0  # gave up while n7 was cut off
+    assert leader.metrics["commits.fast"] > 0  # a probe found all n answering again
+    assert_honest_live_agree(sim)
+
+
 def test_insufficient_funds_is_a_final_failed_outcome_not_retried():
     sim = Simulation(seed=2, live=[1, 2, 3, 4, 5])
     txns = [transfer("F", "G", 12), transfer("G", "H", 1), transfer("H", "I", 11), transfer("I", "J", 11), balance("J")]
