@@ -86,7 +86,13 @@ def test_set_1_commits_everything_and_reads_e_14(played: tuple[int, dict, Path])
         assert replica["last_executed"] == last
         assert [e["seq"] for e in replica["executed"]] == list(range(1, last + 1))
         # However the leader batched them, the four transfers were executed once each, in order.
-        executed = [(r["client"], r["args"]) for e in replica["executed"] for r in e["requests"]]
+        # (On a loaded machine the read may time out and be ordered too: that is allowed.)
+        executed = [
+            (r["client"], r["args"])
+            for e in replica["executed"]
+            for r in e["requests"]
+            if r["kind"] == "transfer"
+        ]
         assert executed == [
             ("A", ["A", "B", 1]),
             ("B", ["B", "C", 2]),
