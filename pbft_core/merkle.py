@@ -42,10 +42,10 @@ def build(leaves: list[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
 def root_from_path(leaf: bytes, index: int, path: tuple[bytes, ...]) -> bytes | None:
     if len(path) > PATH_LENGTH_MAX or not 0 <= index < 2 ** len(path):
         return None
-    node = leaf
+    node, sha256 = leaf, hashlib.sha256  # every client checks every reply it counts: kept lean
     for sibling in path:
         if len(sibling) != 32:
             return None
-        node = _node(sibling, node) if index & 1 else _node(node, sibling)
+        node = sha256(b"\x01" + sibling + node if index & 1 else b"\x01" + node + sibling).digest()
         index >>= 1
     return node

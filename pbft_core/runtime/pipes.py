@@ -64,7 +64,7 @@ import time
 import traceback
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -471,6 +471,8 @@ class _Cluster:
         self.workers: dict[int, _Worker] = {}
         self.on_event = on_event
         self.states: dict[int, dict[str, Any]] = {}
+        # Every worker's pipe and process sentinel, registered once (the driver polls often).
+        self._selector = selectors.DefaultSelector()
 
     def spawn(
         self,
@@ -494,7 +496,9 @@ class _Cluster:
                 daemon=True,
             )
             process.start()
-            self.workers[r] = _Worker(r, process, ours)
+            worker = self.workers[r] = _Worker(r, process, ours)
+            self._selector.register(ours, selectors.EVENT_READ, (worker, False))
+            self._selector.register(process.sentinel, selectors.EVENT_READ, (worker, True))
             child_ends.append(theirs)
         # The children hold their own copies now; closing ours means a dead worker's peers see EOF.
         for conn in child_ends:
@@ -528,20 +532,19 @@ class _Cluster:
 
     def poll(self, timeout_s: float) -> list[tuple[int, bytes]]:
         """Frames that arrived within `timeout_s` (events are dispatched, not returned)."""
-        by_conn = {w.conn: w for w in self.workers.values() if not w.closed}
-        sentinels = {w.process.sentinel: w for w in self.workers.values() if not w.closed}
-        if not by_conn:
+        for key in list(self._selector.get_map().values()):
+            if key.data[0].closed:
+                self._selector.unregister(key.fileobj)
+        if not self._selector.get_map():
             time.sleep(max(0.0, timeout_s))
             return []
         frames: list[tuple[int, bytes]] = []
-        ready = wait([*by_conn, *sentinels], max(0.0, timeout_s))
-        for item in ready:
-            worker = by_conn.get(item)  # type: ignore[call-overload]
-            if worker is not None:
+        ready = [key.data for key, _ in self._selector.select(max(0.0, timeout_s))]
+        for worker, is_sentinel in ready:
+            if not is_sentinel and not worker.closed:
                 self._read(worker, frames)
-        for item in ready:
-            worker = sentinels.get(item)  # type: ignore[call-overload]
-            if worker is not None and not worker.closed:
+        for worker, is_sentinel in ready:
+            if is_sentinel and not worker.closed:
                 self._read(worker, frames, drain=True)  # a crash report may still sit in the pipe
                 if worker.done is None:
                     self._fail(worker, "the process exited unexpectedly")
