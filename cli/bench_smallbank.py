@@ -21,20 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .errors import UsageFailure
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from pbft_core.floor import CryptoBudget
     from pbft_core.runtime.loadgen import LoadResult
-
-
-class UsageFailure(click.ClickException):
-    """``error: ...`` and exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 def _spec_options(fn: Any) -> Any:

@@ -22,19 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .errors import UsageFailure
+
 if TYPE_CHECKING:
     from rich.console import Console
 
 DATA_DIR_HELP = "Where runs are stored (default ./.pbft, or $PBFT_DATA_DIR)."
-
-
-class UsageFailure(click.ClickException):
-    """An error the user can fix (bad file, nothing to inspect): ``error: ...``, exit 2."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 def _console() -> Console:

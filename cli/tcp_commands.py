@@ -22,21 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .errors import UsageFailure
+
 if TYPE_CHECKING:
     from pbft_core.clusterfile import ClusterFile
 
 EXIT_FAILED = 3
 EXIT_UNAVAILABLE = 4
 CLUSTER_HELP = "The cluster file written by `pbft keygen` (its key directories sit next to it)."
-
-
-class UsageFailure(click.ClickException):
-    """``error: ...`` and exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 def _load_cluster(path: Path) -> ClusterFile:
