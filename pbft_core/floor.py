@@ -21,6 +21,10 @@ per batch            leader signs PRE-PREPARE, n-1 backups verify it; every repl
                      verify it; every replica signs one Merkle root over its replies, the
                      client side verifies f+1 of them (one process of clients shares
                      verified roots).
+with --no-fast-path  instead of the fast-path shares and FAST-COMMIT, two rounds (prepare,
+                     commit): every replica signs a share, n-1 backups send it in a signed
+                     message, the collector decodes 2f+1, combines and verifies them, and
+                     signs a certificate that n-1 backups verify (message, point, signature).
 per checkpoint       (every K batches) every replica signs a share, decodes 2f+1 received
                      shares, combines them and verifies the certificate.
 per unordered read   client signs; n replicas verify and each signs its reply; the client
@@ -111,16 +115,32 @@ class CryptoBudget:
 
     def per_ordered_request_us(self, mean_batch: float) -> float:
         c, n, f = self.costs, self.config.n, self.config.f
+        quorum = self.config.quorum
         request = c.ed25519_sign_us + n * c.ed25519_verify_us
+        # The collector's certificate reaches n-1 backups, who check the message and the point.
+        broadcast = c.ed25519_sign_us + (n - 1) * (c.ed25519_verify_us + c.bls_decode_us + c.bls_verify_us)
+        # n-1 backups send their share in a signed message; the collector checks the messages.
+        shares = (n - 1) * (c.ed25519_sign_us + c.ed25519_verify_us)
+        if self.config.fast_path:
+            certify = (
+                2 * n * c.bls_sign_us  # prepare and fast-path shares
+                + shares
+                + n * c.bls_decode_us + c.bls_aggregate_us + c.bls_verify_us  # the n-of-n aggregate
+                + broadcast  # FAST-COMMIT
+            )
+        else:
+            # Two rounds: prepare then commit shares, each combined from 2f+1 and verified once.
+            certify = 2 * (
+                n * c.bls_sign_us
+                + shares
+                + quorum * c.bls_decode_us + c.bls_combine_us + c.bls_verify_us
+                + broadcast  # PREPARE / COMMIT certificate
+            )
         batch = (
             c.ed25519_sign_us + (n - 1) * c.ed25519_verify_us  # PRE-PREPARE
-            + 2 * n * c.bls_sign_us  # prepare and fast-path shares
-            + (n - 1) * (c.ed25519_sign_us + c.ed25519_verify_us)  # PREPARE-SHARE messages
-            + n * c.bls_decode_us + c.bls_aggregate_us + c.bls_verify_us  # the n-of-n aggregate
-            + c.ed25519_sign_us + (n - 1) * (c.ed25519_verify_us + c.bls_decode_us + c.bls_verify_us)
+            + certify
             + n * c.ed25519_sign_us + (f + 1) * c.ed25519_verify_us  # signed reply roots
         )
-        quorum = self.config.quorum
         checkpoint = n * (c.bls_sign_us + quorum * c.bls_decode_us + c.bls_combine_us + c.bls_verify_us)
         per_batch = batch + checkpoint / self.config.checkpoint_interval
         return request + per_batch / max(mean_batch, 1.0)

@@ -101,6 +101,21 @@ def test_per_batch_counts_follow_the_docstring():
     assert per_batch(only("bls_decode_us")) == pytest.approx(N + (N - 1) + N * (2 * F + 1) / K)
 
 
+def test_without_the_fast_path_two_certificate_rounds_are_priced():
+    slow = CONFIG.with_changes(fast_path=False)
+    # Per round: n shares signed, n-1 share messages signed and checked, 2f+1 shares decoded and
+    # combined, one certificate signed and checked by n-1 backups; two rounds, plus the
+    # PRE-PREPARE, the reply roots and the checkpoint every K batches as with the fast path.
+    assert per_batch(only("bls_sign_us", slow)) == pytest.approx(2 * N + N / K)
+    assert per_batch(only("bls_combine_us", slow)) == pytest.approx(2 + N / K)
+    assert per_batch(only("bls_verify_us", slow)) == pytest.approx(2 * (1 + (N - 1)) + N / K)  # collector + backups
+    assert per_batch(only("bls_decode_us", slow)) == pytest.approx(2 * ((2 * F + 1) + (N - 1)) + N * (2 * F + 1) / K)
+    assert per_batch(only("bls_aggregate_us", slow)) == 0
+    assert per_batch(only("ed25519_sign_us", slow)) == pytest.approx(1 + 2 * ((N - 1) + 1) + N)
+    # With the measured-like costs the slow path needs more cryptography per batch.
+    assert CryptoBudget(slow, COSTS).per_ordered_request_us(16) > CryptoBudget(CONFIG, COSTS).per_ordered_request_us(16)
+
+
 def test_checkpoints_are_spread_over_the_checkpoint_interval():
     rare = CryptoBudget(CONFIG.with_changes(checkpoint_interval=1000), COSTS)
     often = CryptoBudget(CONFIG.with_changes(checkpoint_interval=1), COSTS)
