@@ -28,8 +28,13 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check pbft_core thresh_sig cli tests
 
+# Every benchmark; tables on stdout, JSON (and the SmallBank plot) under .pbft/bench/.
 bench: install
+	mkdir -p .pbft/bench
 	$(BIN)/python -m thresh_sig bench
+	$(BIN)/pbft bench scale --f 1,2,4,8 --json .pbft/bench/scale.json
+	$(BIN)/pbft bench smallbank --clients 64 --duration 30 \
+	  --json .pbft/bench/smallbank.json --plot .pbft/bench/smallbank.png
 
 # 10,000 simulated seeds (f=2, every fault): summary JSON and failing traces under .pbft/soak/.
 SOAK_SEEDS ?= 10000
