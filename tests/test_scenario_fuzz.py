@@ -52,14 +52,29 @@ def physical_line_count(text: str) -> int:
     return max(1, len(lines))
 
 
+def numbered_lines(text: str) -> dict[int, str]:
+    """The file's physical lines by number (1-based): a line number outside the file is a KeyError."""
+    return dict(enumerate(re.split(r"\r\n|\r|\n", text), start=1))
+
+
+def assert_error_points_at_content(e: ScenarioError, text: str) -> None:
+    """A located error names a line with something on it, or the last line for what the file
+    lacks as a whole (no header, no sets): never a blank line, never a line the file lacks."""
+    line = numbered_lines(text.removeprefix("\ufeff"))[e.line]
+    if e.line != physical_line_count(text):
+        assert any(cell.strip() for cell in line.split(",")), (e.line, str(e))
+
+
 def check_well_formed(sets: list[ScenarioSet], text: str) -> None:
     assert sets
     last_line = physical_line_count(text)
+    lines = numbered_lines(text)
     numbers = [s.number for s in sets]
     assert numbers == sorted(set(numbers)) and numbers[0] >= 1
     for s in sets:
         assert s.transactions
-        assert 1 <= s.line <= last_line
+        # A set's line is the row that opens it: its first cell is the set's number.
+        assert int(lines[s.line].split(",", 1)[0].strip(" \t\ufeff").strip('"').strip()) == s.number
         assert s.live <= frozenset(range(1, 8)) and s.byzantine <= frozenset(range(1, 8))
         assert bool(s.byzantine) or not s.attacks
         for a in s.attacks:
@@ -79,7 +94,7 @@ def parse_or_located_error(text: str) -> None:
     try:
         sets = parse_scenario(text, path="fuzz.csv")
     except ScenarioError as e:
-        assert 1 <= e.line <= physical_line_count(text), (e.line, str(e))
+        assert_error_points_at_content(e, text)
         assert str(e).startswith(f"fuzz.csv:{e.line}: ")
         assert e.message
     else:
@@ -175,7 +190,7 @@ def test_damaged_bytes(seed: str, damage: list[tuple[int, bytes]]) -> None:
         sets = parse_scenario_file(path)
     except ScenarioError as e:
         text = bytes(data).decode("utf-8", errors="replace")
-        assert 1 <= e.line <= physical_line_count(text), (e.line, str(e))
+        assert_error_points_at_content(e, text)
         assert e.path == str(path)
     else:
         check_well_formed(sets, bytes(data).decode("utf-8-sig"))
