@@ -29,6 +29,7 @@ from .bank import FAILED, INITIAL_STATES, OK, Balances, Result, operation
 from .messages import Arg
 
 INITIAL_SMALLBANK_BALANCE = 1000
+DEFAULT_CUSTOMERS = 1000
 
 
 def savings(customer: int) -> str:
@@ -39,9 +40,22 @@ def checking(customer: int) -> str:
     return f"C{customer}"
 
 
+def customers_of(state: str) -> int | None:
+    """Customers of a ``smallbank[:N]`` state (`ClusterConfig.state`; N is 1000 if left out),
+    or None for any other state."""
+    kind, _, count = state.partition(":")
+    if kind != "smallbank":
+        return None
+    try:
+        return int(count) if count else DEFAULT_CUSTOMERS
+    except ValueError:
+        return None
+
+
 def _initial(spec: str) -> Balances:
-    _, _, count = spec.partition(":")
-    customers = int(count or 1000)
+    customers = customers_of(spec)
+    if customers is None:
+        raise ValueError(f"not a SmallBank state: {spec!r}")
     balances: Balances = {}
     for c in range(customers):
         balances[savings(c)] = INITIAL_SMALLBANK_BALANCE

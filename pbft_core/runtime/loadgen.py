@@ -79,6 +79,68 @@ class LoadResult:
 
 
 ProgressCallback = Callable[[float, float, int], None]  # (elapsed s, total s, completed)
+Counters = dict[int, dict[str, int]]  # per replica: its counters, CPU time as ``cpu_ms``
+
+
+def benchmark_clients(count: int) -> list[str]:
+    """The client identities a load of `count` clients uses (``pbft keygen --clients``)."""
+    return [f"c{i}" for i in range(count)]
+
+
+class WindowTally:
+    """What a load generator counts: the completions inside the measured window (both shells,
+    pipes and TCP, feed it the same way), then the result from the replicas' counters asked
+    for at the two edges of the window."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.options = options
+        self.open_ms = options.warmup_s * 1000.0
+        self.close_ms = self.open_ms + options.duration_s * 1000.0
+        self.latencies_ms: list[float] = []
+        self.completed_at_s: list[float] = []
+        self.results: Counter[str] = Counter()
+        self.by_op: Counter[str] = Counter()
+        self.fell_back = 0
+
+    def record(self, op: str, completion: Completion, now_ms: float) -> bool:
+        """Count a completion if it falls inside the window; False once the window closed
+        (the client submits nothing more)."""
+        if self.open_ms <= now_ms < self.close_ms:
+            self.latencies_ms.append(completion.latency_ms)
+            self.completed_at_s.append((now_ms - self.open_ms) / 1000.0)
+            result = completion.result
+            self.results["read" if isinstance(result, int) else str(result)] += 1
+            self.by_op[op] += 1
+            self.fell_back += completion.fell_back
+        return now_ms < self.close_ms
+
+    def result(
+        self,
+        before: Counters,
+        after: Counters,
+        generator_cpu_s: float,
+        startup_s: float,
+        final_states: dict[int, dict[str, Any]] | None = None,
+    ) -> LoadResult:
+        """The window's counters are differences of the two snapshots (a replica missing from
+        either is left out)."""
+        counters = {
+            r: {k: v - before[r].get(k, 0) for k, v in after[r].items()} for r in after if r in before
+        }
+        cpu = {replica_name(r): c["cpu_ms"] / 1000.0 for r, c in counters.items() if "cpu_ms" in c}
+        cpu["load generator"] = generator_cpu_s
+        return LoadResult(
+            options=self.options,
+            latencies_ms=self.latencies_ms,
+            completed_at_s=self.completed_at_s,
+            results=self.results,
+            by_op=self.by_op,
+            reads_fell_back=self.fell_back,
+            replica_counters=counters,
+            cpu_s=cpu,
+            final_states=final_states or {},
+            startup_s=startup_s,
+        )
 
 
 def _worker_args(
@@ -114,37 +176,23 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
     config = options.config
     db_dir.mkdir(parents=True, exist_ok=True)
     replicas = list(config.replica_ids)
-    names = [f"c{i}" for i in range(options.clients)]
+    names = benchmark_clients(options.clients)
     t_start = time.monotonic()
     keys = ClusterKeys.generate(config, names, options.seed)
     verified: dict[tuple[int, bytes, bytes], None] = {}
     clients = {c: Client(c, config, keys.client_secrets[c].crypto(), verified=verified) for c in names}
     stream = _transactions(options)
     ops: dict[str, str] = {}
-
-    latencies: list[float] = []
-    completed_at: list[float] = []
-    results: Counter[str] = Counter()
-    by_op: Counter[str] = Counter()
-    fell_back = 0
-    window_open_ms = options.warmup_s * 1000.0
-    window_close_ms = window_open_ms + options.duration_s * 1000.0
+    tally = WindowTally(options)
     epoch = 0.0
 
     def now_ms() -> float:
         return (time.monotonic() - epoch) * 1000.0
 
     cluster = _Cluster(None)
+
     def complete(name: str, completion: Completion, now: float) -> None:
-        nonlocal fell_back
-        if window_open_ms <= now < window_close_ms:
-            latencies.append(completion.latency_ms)
-            completed_at.append((now - window_open_ms) / 1000.0)
-            result = completion.result
-            results["read" if isinstance(result, int) else str(result)] += 1
-            by_op[ops[name]] += 1
-            fell_back += completion.fell_back
-        if now < window_close_ms:
+        if tally.record(ops[name], completion, now):
             submit(name, now)
 
     def submit(name: str, now: float) -> None:
@@ -154,7 +202,7 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
 
     host = ClientHost(cluster, clients, complete, frozenset(replicas))
 
-    def snapshot() -> dict[int, dict[str, int]]:
+    def snapshot() -> Counters:
         """Ask every replica for its counters and keep serving clients until all answered."""
         cluster.states = {}
         for r in replicas:
@@ -176,14 +224,15 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
 
     total_s = options.warmup_s + options.duration_s
 
-    def run_until(end_ms: float) -> dict[int, dict[str, int]]:
+    def run_until(end_ms: float) -> Counters:
         last_report = 0.0
         while (now := now_ms()) < end_ms:
             serve(0.05)
             if on_progress is not None and now - last_report >= 200.0:
-                on_progress(min(now / 1000.0, total_s), total_s, len(latencies))
+                on_progress(min(now / 1000.0, total_s), total_s, len(tally.latencies_ms))
                 last_report = now
         return snapshot()
+
     states: dict[int, dict[str, Any]] = {}
     try:
         cluster.spawn(replicas, _worker_args(config_to_bytes(config), keys, db_dir))
@@ -195,31 +244,23 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
         for name in names:
             submit(name, now_ms())
         host.send()
-        before = run_until(window_open_ms)
+        before = run_until(tally.open_ms)
         generator_cpu = time.process_time()
-        after = run_until(window_close_ms)
+        after = run_until(tally.close_ms)
         generator_cpu = time.process_time() - generator_cpu
         states = cluster.stop(options.stop_timeout_s)
     finally:
         cluster.kill()
 
-    counters = {
-        r: {k: v - before.get(r, {}).get(k, 0) for k, v in after[r].items()} for r in after
-    }
-    cpu = {replica_name(r): c.get("cpu_ms", 0) / 1000.0 for r, c in counters.items()}
-    cpu["load generator"] = generator_cpu
-    return LoadResult(
-        options=options,
-        latencies_ms=latencies,
-        completed_at_s=completed_at,
-        results=results,
-        by_op=by_op,
-        reads_fell_back=fell_back,
-        replica_counters=counters,
-        cpu_s=cpu,
-        final_states=states,
-        startup_s=startup_s,
-    )
+    return tally.result(before, after, generator_cpu, startup_s, states)
 
 
-__all__ = ["BUCKET_S", "LoadOptions", "LoadResult", "WorkerFailure", "run_load"]
+__all__ = [
+    "BUCKET_S",
+    "LoadOptions",
+    "LoadResult",
+    "WindowTally",
+    "WorkerFailure",
+    "benchmark_clients",
+    "run_load",
+]

@@ -30,9 +30,7 @@ connection per replica, every benchmark client multiplexed over it).
   transactions still outstanding (so the cluster is idle for the next run), then disconnects.
   The replicas keep running.
 
-Caveat: the report reads the leader's figures (batches, mean batch) from the replica that
-leads view 1, as `run_load` does. A cluster that changed views before or during the run is led
-by another replica; a warning says so (`on_notice`).
+Completions are counted by the same `WindowTally` as `run_load`'s.
 """
 
 from __future__ import annotations
@@ -40,16 +38,25 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..clusterfile import ClusterFile, ClusterFileError
-from ..config import ClusterConfig, replica_name
+from ..config import replica_name
 from ..keys import NodeSecrets
-from .loadgen import QUERY_TIMEOUT_S, LoadOptions, LoadResult, ProgressCallback, _transactions
+from ..smallbank import customers_of
+from .loadgen import (
+    QUERY_TIMEOUT_S,
+    Counters,
+    LoadOptions,
+    LoadResult,
+    ProgressCallback,
+    WindowTally,
+    _transactions,
+    benchmark_clients,
+)
 from .tcp import ClientPool, NodeLog, PoolCompletion
 
 # How long to wait for every replica to accept the pool before starting with 2f+1 of them.
@@ -67,22 +74,6 @@ class TcpLoadUsageError(ValueError):
 
 class ClusterUnavailable(RuntimeError):
     """The cluster could not be reached, or committed nothing."""
-
-
-def benchmark_clients(count: int) -> list[str]:
-    """The client identities a load of `count` clients uses (``pbft keygen --clients``)."""
-    return [f"c{i}" for i in range(count)]
-
-
-def smallbank_accounts(config: ClusterConfig) -> int | None:
-    """Customers of a cluster whose state is SmallBank (``smallbank`` is 1000), else None."""
-    kind, _, count = config.state.partition(":")
-    if kind != "smallbank":
-        return None
-    try:
-        return int(count) if count else 1000
-    except ValueError:
-        return None
 
 
 def _load_cluster(cluster_file: Path | ClusterFile) -> ClusterFile:
@@ -109,7 +100,7 @@ def prepare(
     cluster = _load_cluster(cluster_file)
     config = cluster.config
     where = cluster.path if cluster.path is not None else "the cluster file"
-    accounts = smallbank_accounts(config)
+    accounts = customers_of(config.state)
     if accounts is None:
         raise TcpLoadUsageError(
             f"the cluster's state is {config.state!r} ({where}), not SmallBank: deal the cluster "
@@ -195,13 +186,7 @@ class _Load:
         self.notice = notice
         self.replicas = list(self.config.replica_ids)
         self.stream = _transactions(options)
-        self.window_open_ms = options.warmup_s * 1000.0
-        self.window_close_ms = self.window_open_ms + options.duration_s * 1000.0
-        self.latencies: list[float] = []
-        self.completed_at: list[float] = []
-        self.results: Counter[str] = Counter()
-        self.by_op: Counter[str] = Counter()
-        self.fell_back = 0
+        self.tally = WindowTally(options)
         self.completed_total = 0
         self.busy = 0
         self.idle = asyncio.Event()
@@ -228,39 +213,29 @@ class _Load:
             if self.busy == 0:
                 self.idle.set()
             return
-        completion = future.result().completion
-        now = self.now_ms()
         self.completed_total += 1
-        if self.window_open_ms <= now < self.window_close_ms:
-            self.latencies.append(completion.latency_ms)
-            self.completed_at.append((now - self.window_open_ms) / 1000.0)
-            result = completion.result
-            self.results["read" if isinstance(result, int) else str(result)] += 1
-            self.by_op[op] += 1
-            self.fell_back += completion.fell_back
-        if now < self.window_close_ms:
+        if self.tally.record(op, future.result().completion, self.now_ms()):
             self.submit(name)
         elif self.busy == 0:
             self.idle.set()
 
     # ---- snapshots -------------------------------------------------------------------------
 
-    async def snapshot(self) -> dict[int, dict[str, Any]]:
+    async def snapshot(self) -> Counters:
         """Every replica's counters (and CPU time, as a counter), asked for without pausing
         the load; replicas that do not answer in time are left out."""
         assert self.pool is not None
         pool = self.pool
         answers = await asyncio.gather(*(pool.status(r, QUERY_TIMEOUT_S) for r in self.replicas))
-        states: dict[int, dict[str, Any]] = {}
+        counters: Counters = {}
         for r, status in zip(self.replicas, answers, strict=True):
             if status is None:
                 self.notice(f"{replica_name(r)} did not answer a status query: its counters are left out")
                 continue
-            counters = {k: v for k, v in status.get("metrics", {}).items() if isinstance(v, int)}
+            counters[r] = {k: v for k, v in status.get("metrics", {}).items() if isinstance(v, int)}
             if isinstance(status.get("cpu_ms"), int):
-                counters["cpu_ms"] = status["cpu_ms"]
-            states[r] = {"counters": counters, "view": status.get("view")}
-        return states
+                counters[r]["cpu_ms"] = status["cpu_ms"]
+        return counters
 
     # ---- the run ---------------------------------------------------------------------------
 
@@ -268,7 +243,7 @@ class _Load:
         assert self.on_progress is not None
         while True:
             now_s = self.now_ms() / 1000.0
-            self.on_progress(min(max(now_s, 0.0), total_s), total_s, len(self.latencies))
+            self.on_progress(min(max(now_s, 0.0), total_s), total_s, len(self.tally.latencies_ms))
             await asyncio.sleep(PROGRESS_INTERVAL_S)
 
     async def sleep_until(self, at_ms: float) -> None:
@@ -305,10 +280,10 @@ class _Load:
                 progress = self.loop.create_task(self.progress(total_s))
             for name in pool.names:
                 self.submit(name)
-            await self.sleep_until(self.window_open_ms)
+            await self.sleep_until(self.tally.open_ms)
             before = await self.snapshot()
             generator_cpu = time.process_time()
-            await self.sleep_until(self.window_close_ms)
+            await self.sleep_until(self.tally.close_ms)
             after = await self.snapshot()
             generator_cpu = time.process_time() - generator_cpu
             if self.busy:
@@ -327,42 +302,12 @@ class _Load:
                 f"the cluster completed no transaction in {options.warmup_s + options.duration_s:g} s "
                 f"(pbft client --cluster {self.cluster.path} status shows its replicas)"
             )
-        self.check_views(before, after)
-        counters = {
-            r: {k: v - before[r]["counters"].get(k, 0) for k, v in after[r]["counters"].items()}
-            for r in after
-            if r in before
-        }
-        cpu = {replica_name(r): c["cpu_ms"] / 1000.0 for r, c in counters.items() if "cpu_ms" in c}
-        cpu["load generator"] = generator_cpu
-        return LoadResult(
-            options=options,
-            latencies_ms=self.latencies,
-            completed_at_s=self.completed_at,
-            results=self.results,
-            by_op=self.by_op,
-            reads_fell_back=self.fell_back,
-            replica_counters=counters,
-            cpu_s=cpu,
-            startup_s=startup_s,
-        )
-
-    def check_views(self, before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]) -> None:
-        views = {s["view"] for s in (*before.values(), *after.values()) if isinstance(s.get("view"), int)}
-        expected = self.config.leader_of(1)
-        if views and views != {1} and any(self.config.leader_of(v) != expected for v in views):
-            self.notice(
-                f"the cluster was in view(s) {', '.join(map(str, sorted(views)))} during the window, "
-                f"but the report reads the leader's figures (batches, mean batch, and so the floor) "
-                f"from {replica_name(expected)}, the leader of view 1: those figures are not the leader's"
-            )
+        return self.tally.result(before, after, generator_cpu, startup_s)
 
 
 __all__ = [
     "ClusterUnavailable",
     "TcpLoadUsageError",
-    "benchmark_clients",
     "prepare",
     "run_tcp_load",
-    "smallbank_accounts",
 ]
