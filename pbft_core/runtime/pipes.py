@@ -516,8 +516,15 @@ class _Cluster:
         except OSError:
             self._fail(worker, "its pipe broke")
 
-    def _fail(self, worker: _Worker, why: str) -> None:
+    def _close(self, worker: _Worker) -> None:
+        """Stop watching a worker whose pipe or process is gone."""
         worker.closed = True
+        for fileobj in (worker.conn, worker.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fileobj)
+
+    def _fail(self, worker: _Worker, why: str) -> None:
+        self._close(worker)
         worker.process.join(0.5)  # reap it, so the exit code says what happened
         exitcode = worker.process.exitcode
         if exitcode is None:
@@ -532,9 +539,6 @@ class _Cluster:
 
     def poll(self, timeout_s: float) -> list[tuple[int, bytes]]:
         """Frames that arrived within `timeout_s` (events are dispatched, not returned)."""
-        for key in list(self._selector.get_map().values()):
-            if key.data[0].closed:
-                self._selector.unregister(key.fileobj)
         if not self._selector.get_map():
             time.sleep(max(0.0, timeout_s))
             return []
@@ -548,7 +552,7 @@ class _Cluster:
                 self._read(worker, frames, drain=True)  # a crash report may still sit in the pipe
                 if worker.done is None:
                     self._fail(worker, "the process exited unexpectedly")
-                worker.closed = True
+                self._close(worker)
         return frames
 
     def _read(
@@ -562,7 +566,7 @@ class _Cluster:
                     return
                 frame = worker.conn.recv_bytes()
             except (EOFError, OSError):
-                worker.closed = True
+                self._close(worker)
                 if worker.done is None:
                     self._fail(worker, "its pipe closed")
                 return
