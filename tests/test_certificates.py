@@ -61,3 +61,16 @@ def test_node_secrets_round_trip_through_bytes_and_files(keys, tmp_path):
     secrets.save(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert NodeSecrets.load(path) == secrets
+
+
+def test_a_replicas_own_share_replayed_under_another_signer_is_refused(keys):
+    """A replica remembers the points it made (no second decode); the memo must not let its own
+    share pass as another replica's."""
+    message = prepare_message(1, 1, b"d" * 32)
+    n1 = keys.replica_secrets[1].crypto()
+    own = n1.sign_share(message)
+    assert n1.verify_share(1, message, own)
+    assert not n1.verify_share(2, message, own)
+    shares = {r: keys.replica_secrets[r].crypto().sign_share(message) for r in (3, 4, 5, 6)}
+    certificate, bad = n1.combine({**shares, 2: own}, message)
+    assert certificate is None and bad == {2}

@@ -205,3 +205,36 @@ def test_a_disconnected_host_sends_nothing(tmp_path: Path) -> None:
         state = host.finish()
     assert sent == []
     assert state["last_executed"] == 0 and state["balances"]["A"] == 10
+
+
+def test_a_host_with_a_commit_interval_lets_the_inspection_log_trail_until_due_and_at_finish(
+    tmp_path: Path,
+) -> None:
+    config = ClusterConfig()
+    replica_crypto, client_crypto = make_crypto("sim", 9, config, "A")
+    store = ReplicaStore(tmp_path / "n1.sqlite")
+
+    def committed_rows() -> int:
+        with sqlite3.connect(tmp_path / "n1.sqlite") as other:
+            return int(other.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    host = NodeHost(
+        Replica(1, config, replica_crypto(1)),
+        store,
+        lambda to, data: None,
+        lambda c, d: None,
+        links=frozenset({2, 3, 4, 5, 6, 7}),
+        store_commit_interval_ms=3_600_000.0,
+    )
+    request = Request("A", 1, "transfer", ("A", "B", 1), False)
+    host.on_client_bytes("A", encode(request.with_sig(client_crypto("A").sign(request.signing_payload()))), 1.0)
+    host.flush()  # the first flush commits (nothing committed yet), then the interval runs
+    first = committed_rows()
+    assert first >= 1
+    host.tick_if_due(2.0)
+    host.on_peer_bytes(2, b"\xc1 not msgpack", 3.0)
+    host.flush()
+    assert committed_rows() == first  # not due: the rows wait in memory
+    host.finish()
+    assert committed_rows() > first  # finish always commits
+    store.close()
