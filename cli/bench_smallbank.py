@@ -127,7 +127,10 @@ def bench_smallbank(
     """
 
     from pbft_core.config import ClusterConfig, Timers
+    from pbft_core.runtime.loadgen import LoadOptions
     from pbft_core.smallbank import WorkloadError, read_workload
+
+    from .main import _console
 
     spec = _spec(accounts, hot_accounts, hot_probability, seed)
     transactions: tuple[Any, ...] = ()
@@ -148,11 +151,7 @@ def bench_smallbank(
         checkpoint_interval=checkpoint_interval,
         fast_path=fast_path,
     )
-    from .main import _console
-
     console = _console()
-    from pbft_core.runtime.loadgen import LoadOptions
-
     options = LoadOptions(
         config=config,
         spec=spec,
