@@ -24,6 +24,15 @@ the peer's stable checkpoint). View change follows PBFT; see `viewchange`.
 
 `Replica.step(message, now_ms)` and `Replica.tick(now_ms)` are the only inputs; each returns a
 `Ready`. The replica never reads a clock, sleeps or does I/O.
+
+Work after sending. The leader is the one replica every instance waits for twice (to propose,
+then to collect), so two pieces of its own work are *deferred* until the shell has sent the
+message that others wait for: signing its own shares for a batch it proposes (after the
+PRE-PREPARE is out) and checking the n-of-n aggregate it builds (after the FAST-COMMIT is out;
+every backup checks it before committing, and the leader commits only once it has checked it
+too). A Ready with deferred work is due at once (``wake_at_ms`` = now); the next `tick` does it.
+A bad aggregate costs one wasted broadcast, falls back to the slow path and counts as a
+fast-path miss, so a replica that keeps sending bad fast shares soon stops the leader waiting.
 """
 
 from __future__ import annotations
@@ -136,10 +145,11 @@ class Replica:
         self._executed_at_last_status = 0
         self._fetch_rounds = 0
         self._fast_waits_ms: deque[float] = deque(maxlen=FAST_PATH_HISTORY)
-        self._fast_missed: deque[bool] = deque(maxlen=FAST_PATH_OUTCOMES)  # True: timer expired
+        self._fast_missed: deque[bool] = deque(maxlen=FAST_PATH_OUTCOMES)  # True: timer expired or bad aggregate
 
         self._now = 0.0
         self._ready = Ready()
+        self._deferred: list[Callable[[], None]] = []  # done by the next tick (module docstring)
         self._handlers: dict[type[Message], Callable[[Message], None]] = {
             Request: self.on_request,  # type: ignore[dict-item]
             PrePrepare: self.on_pre_prepare,  # type: ignore[dict-item]
@@ -172,8 +182,11 @@ class Replica:
         return self._flush()
 
     def tick(self, now_ms: float) -> Ready:
-        """Let time pass: fire whatever timers are due."""
+        """Let time pass: do deferred work, then fire whatever timers are due."""
         self._now = now_ms
+        deferred, self._deferred = self._deferred, []
+        for work in deferred:
+            work()
         if self.next_status_ms is None or now_ms >= self.next_status_ms:
             self._gossip_status()
         if self.propose_at_ms is not None and now_ms >= self.propose_at_ms:
@@ -263,6 +276,8 @@ class Replica:
             )
             if d is not None
         ]
+        if self._deferred:
+            deadlines.append(self._now)
         deadlines.extend(
             s.fast_deadline_ms for s in self.slots.values() if s.fast_deadline_ms is not None
         )
@@ -436,22 +451,32 @@ class Replica:
             if not self.bank.is_executed(request.client, request.timestamp):
                 self.pending.setdefault(request.key, request)
             self.proposed.add(request.key)
-        message = prepare_message(view, slot.seq, digest)
-        share = self.crypto.sign_share(message)
-        fast_share = self.crypto.sign_fast_share(message) if self.config.fast_path else b""
         if self.is_leader:
-            slot.prepare_shares[self.id] = share
-            if fast_share:
-                slot.fast_shares[self.id] = fast_share
-            self._certify_prepare(slot, allow_wait=True)
+            self._deferred.append(lambda: self._own_shares(slot, view, digest))
             return
         if self.exec_deadline_ms is None:
             self._restart_exec_timer()
+        share, fast_share = self._prepare_shares(view, slot.seq, digest)
         vote = PrepareShare(view, slot.seq, digest, share, fast_share, self.id)
         self._send(self.leader, self._sign(vote))
         early, slot.early = slot.early, []
         for message in early:
             self._handlers[type(message)](message)
+
+    def _prepare_shares(self, view: int, seq: int, digest: bytes) -> tuple[bytes, bytes]:
+        message = prepare_message(view, seq, digest)
+        fast_share = self.crypto.sign_fast_share(message) if self.config.fast_path else b""
+        return self.crypto.sign_share(message), fast_share
+
+    def _own_shares(self, slot: Slot, view: int, digest: bytes) -> None:
+        """Leader, deferred from `_accept`: its own vote for the batch it proposed."""
+        if slot.view != view or slot.digest != digest or slot.certified or self.id in slot.prepare_shares:
+            return
+        share, fast_share = self._prepare_shares(view, slot.seq, digest)
+        slot.prepare_shares[self.id] = share
+        if fast_share:
+            slot.fast_shares[self.id] = fast_share
+        self._certify_prepare(slot, allow_wait=True)
 
     def _matching_slot(self, message: Message, view: int, seq: int, digest: bytes) -> Slot | None:
         """The slot a certificate speaks of, if we accepted that pre-prepare; else keep it."""
@@ -570,18 +595,16 @@ class Replica:
         if self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum:
             if slot.quorum_at_ms is not None:
                 self._fast_waits_ms.append(self._now - slot.quorum_at_ms)
-            self._fast_missed.append(False)
             aggregate = self.crypto.aggregate_all(slot.fast_shares, message)
-            if aggregate is not None and self.certifier.aggregate(message, aggregate):
+            if aggregate is not None:
+                # Out first, checked after (module docstring): every backup checks it anyway.
                 slot.certified = True
                 slot.fast_deadline_ms = None
                 self._broadcast(self._sign(FastCommit(slot.view, slot.seq, slot.digest, aggregate, self.id)))
-                self._committed(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate))
+                proof = Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate)
+                self._deferred.append(lambda: self._check_fast_commit(slot, proof, message))
                 return
-            # Someone's fast share is bad: no fast path for this instance.
-            slot.fast_shares.clear()
-            slot.fast_failed = True
-            self._discard_bad_shares(slot.prepare_shares, message)
+            self._fast_path_failed(slot, message)
             count = len(slot.prepare_shares)
         if count < self.config.quorum:
             return
@@ -607,6 +630,26 @@ class Replica:
         slot.fast_deadline_ms = None
         self._broadcast(self._sign(PrepareCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
         self._prepared(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.PREPARE, certificate))
+
+    def _check_fast_commit(self, slot: Slot, proof: Proof, message: bytes) -> None:
+        """Leader, deferred: commit on the aggregate it sent, or fall back if it is bad."""
+        if slot.view != proof.view or slot.committed is not None:
+            return
+        if self.certifier.aggregate(message, proof.certificate):
+            self._fast_missed.append(False)
+            self._committed(slot, proof)
+            return
+        slot.certified = False
+        self._fast_path_failed(slot, message)
+        self._certify_prepare(slot, allow_wait=False)
+
+    def _fast_path_failed(self, slot: Slot, message: bytes) -> None:
+        """Someone's fast share is bad: no fast path for this instance, and a miss."""
+        self._fast_missed.append(True)
+        self.metrics["fast_path.bad_aggregates"] += 1
+        slot.fast_shares.clear()
+        slot.fast_failed = True
+        self._discard_bad_shares(slot.prepare_shares, message)
 
     def _discard_bad_shares(self, shares: dict[int, bytes], message: bytes) -> None:
         for replica in [r for r, s in shares.items() if not self.crypto.verify_share(r, message, s)]:

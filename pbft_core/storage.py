@@ -31,7 +31,8 @@ Replica database schema (``n<i>.sqlite``)
 ``messages(id PK, t_ms, direction, peer, type, view, seq, digest, size, summary, note)``
     Every message received (``in``: ``peer`` is the sender link, a replica name or a client)
     and sent (``out``: ``peer`` lists the destinations, e.g. ``n2,n3,n4``; one row per message
-    even when broadcast). ``view``/``seq`` are NULL for messages without them (a VIEW-CHANGE's
+    even when broadcast, and one row for the replies of a batch, which share one signed root:
+    ``peer`` lists their clients, ``size`` is their total). ``view``/``seq`` are NULL for messages without them (a VIEW-CHANGE's
     view is its new view); ``digest`` is the first 8 bytes of the batch digest, hex. ``note``
     says why an input never reached the protocol (undecodable, wrong channel).
 ``status_history(id PK, t_ms, seq, view, status)`` / ``slot_status(seq PK, view, status, digest, t_ms)``
@@ -114,6 +115,7 @@ from .ready import (
 SCHEMA_VERSION = 1
 DEFAULT_DATA_DIR = Path(".pbft")
 SUMMARY_CHARS_MAX = 200
+REPLIES_SHOWN = 4  # of a batch's replies, in its one log row
 DIGEST_HEX_CHARS = 16
 
 _REPLICA_SCHEMA = """
@@ -200,6 +202,11 @@ def _batch_text(batch: tuple[Request, ...]) -> str:
     return f"{len(batch)} req: {shown}{more}"
 
 
+def _reply_text(reply: Reply) -> str:
+    kind = "read " if reply.read_only else ""
+    return f"{kind}{reply.client}#{reply.timestamp} -> {reply.result}"
+
+
 def _seqs(proofs: Iterable[Any]) -> str:
     return ",".join(str(p.seq) for p in proofs) or "-"
 
@@ -223,8 +230,7 @@ def describe(message: Message) -> MessageInfo:
     if isinstance(message, Request):
         summary = _request_text(message) + (" read-only" if message.read_only else "")
     elif isinstance(message, Reply):
-        kind = "read " if message.read_only else ""
-        summary = f"{kind}{message.client}#{message.timestamp} -> {message.result}"
+        summary = _reply_text(message)
     elif isinstance(message, PrePrepare):
         summary = _batch_text(message.batch)
     elif isinstance(message, Checkpoint):
@@ -297,6 +303,23 @@ class ReplicaStore:
                 self._record_view_change(t_ms, direction, message)
         self._message_rows.append(
             (t_ms, direction, peer, info.type, info.view, info.seq, info.digest, size, info.summary, note)
+        )
+
+    def log_replies(self, t_ms: float, replies: list[tuple[str, Reply, int]]) -> None:
+        """Replies sent under one signed root: one row, like a broadcast (``peer`` lists the
+        clients, ``size`` is their total); a lone reply is described as any message is."""
+        if len(replies) == 1:
+            client, reply, size = replies[0]
+            self.log_message(t_ms, "out", client, reply, size)
+            return
+        first = replies[0][1]
+        shown = "; ".join(_reply_text(r) for _, r, _ in replies[:REPLIES_SHOWN])
+        more = f"; +{len(replies) - REPLIES_SHOWN} more" if len(replies) > REPLIES_SHOWN else ""
+        self._message_rows.append(
+            (
+                t_ms, "out", ",".join(c for c, _, _ in replies), "Reply", first.view, None, None,
+                sum(size for _, _, size in replies), f"{len(replies)} replies: {shown}{more}"[:SUMMARY_CHARS_MAX], None,
+            )
         )
 
     def _record_view_change(self, t_ms: float, direction: str, vc: ViewChange) -> None:

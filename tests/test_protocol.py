@@ -13,7 +13,7 @@ import pytest
 from pbft_core.config import ClusterConfig
 from pbft_core.dispatch import Outcome
 from pbft_core.faults import Attack
-from pbft_core.messages import Request
+from pbft_core.messages import Message, PrePrepare, Request
 from pbft_core.runtime.simulator import Simulation
 from tests.support import assert_honest_live_agree, balance, transfer
 
@@ -72,6 +72,42 @@ def test_the_fast_path_comes_back_once_the_silent_replica_answers_again():
     assert leader.metrics["fast_path.skipped"] > 0  # gave up while n7 was cut off
     assert leader.metrics["commits.fast"] > 0  # a probe found all n answering again
     assert_honest_live_agree(sim)
+
+
+def test_a_backup_with_bad_fast_shares_costs_one_checked_fast_commit_each_until_the_leader_gives_up():
+    # n7 signs its messages properly, but its fast-path shares are garbage.
+    sim = Simulation(seed=23)
+    sim.replica(7).crypto.sign_fast_share = lambda message: bytes(96)  # type: ignore[method-assign]
+    results = sim.run_transactions(RING * 4)
+    assert outcomes(results) == ["committed"] * 40
+    leader, backup = sim.replica(1), sim.replica(2)
+    # The leader sends each FAST-COMMIT before checking it; the backups refuse the bad ones,
+    # and the leader, once it has checked, falls back to the slow path.
+    bad = leader.metrics["fast_path.bad_aggregates"]
+    assert bad >= 3
+    assert backup.metrics["dropped.bad certificate"] == bad
+    assert leader.metrics["commits.fast"] == 0
+    assert leader.metrics["commits.slow"] == leader.last_executed
+    # A bad aggregate is a miss: after three the leader stops waiting, bar a probe every 8th.
+    assert bad <= 3 + sim.config.inflight_max + leader.last_executed // 8 + 1
+    assert leader.metrics["fast_path.skipped"] > 0
+    assert_honest_live_agree(sim)
+
+
+def test_the_leader_sends_its_pre_prepare_before_it_signs_its_own_shares():
+    sim = Simulation(seed=24)
+    leader = sim.replica(1)
+    own_share_when_sent: list[bool] = []
+
+    def on_send(source: str, to: int, message: Message) -> None:
+        if source == "n1" and to == 2 and isinstance(message, PrePrepare):
+            own_share_when_sent.append(leader.id in leader.slots[message.seq].prepare_shares)
+
+    sim.send_hooks.append(on_send)
+    results = sim.run_transactions(SET_1[:1])
+    assert outcomes(results) == ["committed"]
+    assert own_share_when_sent == [False]  # signed on the tick after the send
+    assert leader.metrics["commits.fast"] == 1
 
 
 def test_insufficient_funds_is_a_final_failed_outcome_not_retried():

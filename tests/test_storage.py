@@ -12,7 +12,7 @@ from pathlib import Path
 from pbft_core.bank import Bank
 from pbft_core.config import ClusterConfig
 from pbft_core.faults import Attack
-from pbft_core.messages import Request, encode
+from pbft_core.messages import Reply, Request, encode
 from pbft_core.ready import CheckpointStable, SlotStatus
 from pbft_core.replica import Replica
 from pbft_core.runtime.host import NodeHost, config_from_bytes, config_to_bytes
@@ -238,3 +238,19 @@ def test_a_host_with_a_commit_interval_lets_the_inspection_log_trail_until_due_a
     host.finish()
     assert committed_rows() > first  # finish always commits
     store.close()
+
+
+def test_a_batch_s_replies_are_one_log_row_and_a_lone_reply_is_described_as_usual(tmp_path: Path) -> None:
+    batch = [(c, Reply(1, c, 7, 2, 0, False, i, (), b"\x01" * 64), 100) for i, c in enumerate("ABCDEF")]
+    read = [("A", Reply(1, "A", 8, 2, 10, True, 0, (), b"\x02" * 64), 90)]
+    with ReplicaStore(tmp_path / "n2.sqlite") as store:
+        store.log_replies(5.0, batch)
+        store.log_replies(6.0, read)
+        store.commit()
+        rows = store.messages()
+    assert [(r["direction"], r["type"], r["peer"], r["size"]) for r in rows] == [
+        ("out", "Reply", "A,B,C,D,E,F", 600),
+        ("out", "Reply", "A", 90),
+    ]
+    assert rows[0]["summary"] == "6 replies: A#7 -> 0; B#7 -> 0; C#7 -> 0; D#7 -> 0; +2 more"
+    assert rows[1]["summary"] == "read A#8 -> 10"

@@ -364,9 +364,12 @@ def _worker_loop(
                     return
                 if not conn.poll(0):  # type: ignore[union-attr]
                     break
+        # What the inputs produced goes out before the replica's deferred work and timers run
+        # (the leader's own shares and aggregate check wait until its messages are sent).
+        flush()
         if epoch:
             host.tick_if_due(now_ms())
-        flush()
+            flush()
 
 
 def _frame_items(frame: bytes, host: NodeHost) -> list[Any]:
