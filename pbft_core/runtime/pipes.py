@@ -37,8 +37,10 @@ X/D   driver ↔ worker      stop / done, with the final state
 !     worker → driver      a crash report (traceback text) just before the worker dies
 ====  ===================  ============================================================
 
-A worker batches: what one iteration of its loop sends to a link leaves as one M or C frame
-after the iteration's SQLite commit, which saves a thread hand-off and a pipe write per message.
+A worker batches: what the inputs of one iteration of its loop send to a link leave as one M or
+C frame (after the SQLite commit, when one is due), which saves a thread hand-off and a pipe write
+per message; then the replica's due timers and deferred work run, and what they send leaves as
+one more frame per link (see "Work after sending" in `replica.py`).
 
 Deadlock freedom: a worker's main loop only ever *reads*; every outgoing link has its own writer
 thread with an unbounded queue, so two workers that send each other a lot at once can never both

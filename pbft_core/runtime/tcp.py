@@ -13,10 +13,11 @@ the cluster file) and then carries encrypted, counter-authenticated frames.
 
 **The node loop.** Reader tasks hand each decrypted protocol message straight to the
 `NodeHost` (decode, step the replica, perform its `Ready` into the host's outbox) and wake the
-*pump*. The pump runs once per event-loop iteration at most: it ticks the replica when its
-``wake_at_ms`` is due, then **commits** — the inspection database (`ReplicaStore`) and the
-write-ahead log (`DurableLog`, ``synchronous=FULL``) — and only then lets the host hand its
-queued bytes to the links. So a vote is on disk before any peer can see it, and one commit (one
+*pump*. The pump runs once per event-loop iteration at most: it **commits** — the inspection
+database (`ReplicaStore`) and the write-ahead log (`DurableLog`, ``synchronous=FULL``) — and
+only then lets the host hand its queued bytes to the links; then it ticks the replica when its
+``wake_at_ms`` is due (timers, and the work a replica defers until its messages are out) and
+commits and sends again. So a vote is on disk before any peer can see it, and one commit (one
 fsync) covers everything that arrived in that iteration: group commit for free, and the
 leader's adaptive batching sees every request that arrived meanwhile.
 
@@ -657,6 +658,10 @@ class ReplicaNode:
                     async with asyncio.timeout(delay):
                         await self._kick.wait()
             self._kick.clear()
+            # What the readers' steps produced goes out before the replica's deferred work and
+            # timers run (the leader's own shares and aggregate check wait for its messages).
+            self._commit()
+            host.flush()
             host.tick_if_due(self.now_ms())
             self._commit()
             host.flush()
