@@ -20,6 +20,7 @@ deposit_checking / transact_savings / write_check change the total by exactly th
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -213,7 +214,8 @@ class WorkloadGenerator:
         self.spec = spec
         self._rng = random.Random(spec.seed)
         self._ops = [op for op, _ in MIX]
-        self._weights = [weight for _, weight in MIX]
+        # Cumulative weights, summed once: `choices` draws exactly as it would from the weights.
+        self._cum_weights = list(itertools.accumulate(weight for _, weight in MIX))
 
     def _customer(self) -> int:
         spec, rng = self.spec, self._rng
@@ -233,7 +235,7 @@ class WorkloadGenerator:
 
     def next(self) -> Transaction:
         rng = self._rng
-        op = rng.choices(self._ops, self._weights)[0]
+        op = rng.choices(self._ops, cum_weights=self._cum_weights)[0]
         if op == "amalgamate":
             return Transaction(op, self._two_customers())
         if op == "send_payment":
