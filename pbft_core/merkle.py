@@ -26,17 +26,17 @@ def _node(left: bytes, right: bytes) -> bytes:
 def build(leaves: list[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
     """The root over leaf hashes and, for each leaf, its path of sibling hashes."""
     assert leaves
-    paths: list[list[bytes]] = [[] for _ in leaves]
-    positions = list(range(len(leaves)))  # each leaf's index at the current level
+    levels = []  # every level below the root, each padded to an even length
     level = leaves
     while len(level) > 1:
         if len(level) % 2:
             level = [*level, level[-1]]
-        for leaf, position in enumerate(positions):
-            paths[leaf].append(level[position ^ 1])
-            positions[leaf] = position // 2
+        levels.append(level)
         level = [_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0], [tuple(p) for p in paths]
+    # Leaf i's sibling at depth d is at index (i >> d) ^ 1 of that level.
+    return level[0], [
+        tuple([lv[(i >> d) ^ 1] for d, lv in enumerate(levels)]) for i in range(len(leaves))
+    ]
 
 
 def root_from_path(leaf: bytes, index: int, path: tuple[bytes, ...]) -> bytes | None:

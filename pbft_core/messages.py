@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from types import UnionType
 from typing import Any, ClassVar, get_args, get_origin
 
@@ -555,6 +555,29 @@ def _decoder_for(tp: Any) -> typing.Callable[[Any], Any]:
     raise TypeError(f"unsupported field type {tp!r}")
 
 
+def _compile_init(cls: type[Message]) -> typing.Callable[..., None]:
+    """An ``__init__`` for `cls` that stores its fields straight into the instance dict.
+
+    Same signature and defaults as the dataclass's own, which for a frozen class sets each
+    field through ``object.__setattr__``: every replica builds a reply per request and every
+    client a request per transaction, and that showed in their profiles. Frozen all the same:
+    assignment after construction still raises.
+    """
+    params, stores, namespace = [], [], {}
+    for i, f in enumerate(fields(cls)):
+        if f.default is not MISSING:
+            namespace[f"default{i}"] = f.default
+            params.append(f"{f.name}=default{i}")
+        else:
+            params.append(f.name)
+        stores.append(f"    d[{f.name!r}] = {f.name}")
+    source = f"def __init__(self, {', '.join(params)}):\n    d = self.__dict__\n" + "\n".join(stores)
+    exec(source, namespace)  # generated from the dataclass fields, nothing else
+    init: typing.Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
 def _register() -> None:
     for cls in list(globals().values()):
         if isinstance(cls, type) and issubclass(cls, Message) and cls is not Message:
@@ -566,6 +589,8 @@ def _register() -> None:
         _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
         _WIRE_KINDS[cls] = tuple((f.name, _wire_kind(hints[f.name])) for f in fields(cls))
         _WIRE_BUILDERS[cls] = _compile_wire_builder(cls)
+        assert not any(f.default_factory is not MISSING for f in fields(cls)), cls
+        cls.__init__ = _compile_init(cls)  # type: ignore[misc]
     for cls in MESSAGE_TYPES.values():
         _CLASS_DECODERS[cls] = _compile_decoder(cls)
         _SIGNED[cls] = _FIELD_NAMES[cls][-1] == "sig"

@@ -271,6 +271,7 @@ class ReplicaStore:
         self._message_rows: list[tuple[Any, ...]] = []
         self._status_rows: list[tuple[float, int, int, str]] = []
         self._slot_rows: dict[int, tuple[int, int, str, str | None, float]] = {}
+        self._executed_rows: list[tuple[Any, ...]] = []
         if not read_only:
             self.db.executescript(_REPLICA_SCHEMA)
             self.db.execute(
@@ -344,8 +345,7 @@ class ReplicaStore:
             # Only the latest status of each seq reaches slot_status, once per commit.
             self._slot_rows[event.seq] = (event.seq, event.view, status, _short(event.digest), t_ms)
         elif isinstance(event, Executed):
-            self.db.execute(
-                "INSERT OR REPLACE INTO executed VALUES (?, ?, ?, ?, ?, ?)",
+            self._executed_rows.append(
                 (
                     event.seq,
                     event.view,
@@ -353,7 +353,7 @@ class ReplicaStore:
                     json.dumps([request_json(r) for r in event.batch]),
                     json.dumps(list(event.results)),
                     event.state_digest.hex() or None,
-                ),
+                )
             )
         elif isinstance(event, CheckpointStable | StateTransferred):
             how = "stable" if isinstance(event, CheckpointStable) else "transferred"
@@ -443,8 +443,8 @@ class ReplicaStore:
         self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?)", sorted(metrics.items()))
 
     def _write_rows(self) -> None:
-        """The message log and status history are appended in bulk, once per commit (and
-        slot_status gets one upsert per sequence number that moved)."""
+        """The message log, status history and executed batches are appended in bulk, once per
+        commit (and slot_status gets one upsert per sequence number that moved)."""
         if self._message_rows:
             self.db.executemany(
                 "INSERT INTO messages (t_ms, direction, peer, type, view, seq, digest, size, summary, note)"
@@ -458,6 +458,9 @@ class ReplicaStore:
                 self._status_rows,
             )
             self._status_rows.clear()
+        if self._executed_rows:
+            self.db.executemany("INSERT OR REPLACE INTO executed VALUES (?, ?, ?, ?, ?, ?)", self._executed_rows)
+            self._executed_rows.clear()
         if self._slot_rows:
             self.db.executemany(
                 "INSERT OR REPLACE INTO slot_status VALUES (?, ?, ?, ?, ?)", list(self._slot_rows.values())
