@@ -328,6 +328,9 @@ _DECODERS: dict[type, list[tuple[str, typing.Callable[[Any], Any]]]] = {}
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _WIRE_KINDS: dict[type, tuple[tuple[str, int], ...]] = {}
 _WIRE_BUILDERS: dict[type, typing.Callable[[dict[str, Any]], list[Any]]] = {}
+# (a compiled decoder's namespace, name, message class): a nested class's decoder, filled in
+# once all are compiled.
+_NESTED_DECODER_SLOTS: list[tuple[dict[str, Any], str, type]] = []
 _CLASS_DECODERS: dict[type, typing.Callable[[Any], Message]] = {}
 _SIGNED: dict[type, bool] = {}
 _DOMAINS: dict[type, bytes] = {}
@@ -473,10 +476,39 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
         where = f"{name}.{field_name}"
         tp = hints[field_name]
         lines.append(f"    v{i} = values[{i}]")
+        item = get_args(tp)[0] if get_origin(tp) is tuple else None
         if tp in _SCALAR_CHECKS:
             rejected, expected = _SCALAR_CHECKS[tp]
             lines.append(f"    if {rejected.format(v=f'v{i}')}:")
             lines.append(f"        raise DecodeError('{where}: expected {expected}')")
+        elif item in _SCALAR_CHECKS or item == Arg:
+            # A tuple of scalars (a request's arguments, a Merkle path): checked item by item
+            # in line, no call per item.
+            lines.append(f"    if type(v{i}) is not list:")
+            lines.append(f"        raise DecodeError('{where}: expected array')")
+            lines.append(f"    for x in v{i}:")
+            if item == Arg:  # int | str
+                int_rejected, _ = _SCALAR_CHECKS[int]
+                str_rejected, _ = _SCALAR_CHECKS[str]
+                lines.append(f"        if type(x) is int and ({int_rejected.format(v='x')}):")
+                lines.append(f"            raise DecodeError('{where}: expected int')")
+                lines.append(f"        if type(x) is not int and ({str_rejected.format(v='x')}):")
+                lines.append(f"            raise DecodeError('{where}: expected short str')")
+            else:
+                rejected, expected = _SCALAR_CHECKS[item]
+                lines.append(f"        if {rejected.format(v='x')}:")
+                lines.append(f"            raise DecodeError('{where}: expected {expected}')")
+            lines.append(f"    v{i} = tuple(v{i})")
+        elif isinstance(item, type) and issubclass(item, Message):
+            # A batch of requests, a list of proofs: each item by its class's own compiled
+            # decoder, filled in once every class has one (`_register`).
+            _NESTED_DECODER_SLOTS.append((namespace, f"dec{i}", item))
+            lines.append(f"    if type(v{i}) is not list:")
+            lines.append(f"        raise DecodeError('{where}: expected array')")
+            lines.append("    try:")
+            lines.append(f"        v{i} = tuple([dec{i}(x) for x in v{i}])")
+            lines.append("    except DecodeError as exc:")
+            lines.append(f"        raise DecodeError(f'{where}: {{exc}}') from None")
         else:
             namespace[f"d{i}"] = dec
             lines.append("    try:")
@@ -595,6 +627,8 @@ def _register() -> None:
         _CLASS_DECODERS[cls] = _compile_decoder(cls)
         _SIGNED[cls] = _FIELD_NAMES[cls][-1] == "sig"
         _DOMAINS[cls] = b"pbft/v1/" + cls.__name__.encode() + b"/"
+    for namespace, slot, item in _NESTED_DECODER_SLOTS:
+        namespace[slot] = _CLASS_DECODERS[item]
 
 
 _register()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgpack
 import pytest
 
@@ -95,3 +97,33 @@ def test_signing_payloads_are_domain_separated_by_type_and_fields():
 def test_a_batch_digest_commits_to_order_and_content():
     assert batch_digest(BATCH) != batch_digest(tuple(reversed(BATCH)))
     assert batch_digest(()) != batch_digest((REQUEST,))
+
+
+def _request_wire(args: list) -> list:
+    return ["A", 7, "transfer", args, False, b"s" * 64]
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["A", True], "Request.args: expected short str"),  # a bool is not an int here
+        (["A", 1.5], "Request.args: expected short str"),
+        (["A", "x" * 65], "Request.args: expected short str"),
+        (["A", [1]], "Request.args: expected short str"),
+        ("AB", "Request.args: expected array"),
+    ],
+)
+def test_a_request_argument_of_the_wrong_kind_is_refused_inside_a_batch_too(args, why):
+    alone = msgpack.packb([Request.TAG, *_request_wire(args)], use_bin_type=True)
+    with pytest.raises(DecodeError, match=f"^{re.escape(why)}"):
+        decode(alone)
+    batch = [_request_wire(["A", "B", 3]), _request_wire(args)]
+    pre_prepare = msgpack.packb([PrePrepare.TAG, 1, 5, b"d" * 32, batch, 1, b"p" * 64], use_bin_type=True)
+    with pytest.raises(DecodeError, match=f"^PrePrepare\\.batch: {re.escape(why)}"):
+        decode(pre_prepare)
+
+
+def test_a_merkle_path_holds_bytes_only():
+    wire = [Reply.TAG, 2, "A", 7, 3, "ok", False, 0, [b"h" * 32, "h"], b"r" * 64]
+    with pytest.raises(DecodeError, match=r"^Reply\.path: expected bytes"):
+        decode(msgpack.packb(wire, use_bin_type=True))
