@@ -350,6 +350,12 @@ def encode(message: Message) -> bytes:
 
 def decode(data: bytes) -> Message:
     """Decode one message from a peer, or raise `DecodeError` (never anything else)."""
+    return decode_unpacked(unpack(data))
+
+
+def unpack(data: bytes) -> list[Any]:
+    """The first, structural half of `decode`: a tagged msgpack array within the limits, not yet
+    checked field by field (a shell may look at a field before paying for the rest)."""
     if not isinstance(data, bytes | bytearray | memoryview) or len(data) > MESSAGE_SIZE_MAX:
         raise DecodeError("message too large or not bytes")
     try:
@@ -370,6 +376,11 @@ def decode(data: bytes) -> Message:
         raise DecodeError(f"not msgpack: {type(exc).__name__}") from None
     if not isinstance(obj, list) or not obj or type(obj[0]) is not int:
         raise DecodeError("not a tagged message array")
+    return obj
+
+
+def decode_unpacked(obj: list[Any]) -> Message:
+    """The second half of `decode`, for what `unpack` returned: every field checked."""
     cls = MESSAGE_TYPES.get(obj[0])
     if cls is None:
         raise DecodeError(f"unknown message tag {obj[0]}")

@@ -77,7 +77,7 @@ from ..config import ACCOUNTS, ClusterConfig, replica_name
 from ..dispatch import Dispatcher, TransactionOutcome
 from ..faults import Attack, ByzantineReplica
 from ..keys import ClusterKeys, NodeSecrets
-from ..messages import Arg, DecodeError, Reply, decode, encode
+from ..messages import Arg, DecodeError, Reply, decode_unpacked, encode, unpack
 from ..ready import (
     CheckpointStable,
     Dropped,
@@ -650,22 +650,18 @@ class _Cluster:
 # are due; the driver decides what to submit and what a completion means (`on_complete`).
 #
 # A closed-loop client has moved on once it holds f+1 matching replies, so most of the n
-# replies to each request are stale: `_awaited` reads a reply's raw timestamp field and skips
-# the full decode of those. Anything unexpected still goes to the strict decoder.
+# replies to each request are stale: `_awaited` reads a reply's timestamp field from the
+# unpacked array and skips the field-by-field checks of those. Anything else goes on to them.
 
 OnComplete = Callable[[str, Completion, float], None]
 
 
-def _awaited(client: Client, data: bytes) -> bool:
-    """Whether a reply may concern the client's outstanding request (see above)."""
+def _awaited(client: Client, fields: list[Any]) -> bool:
+    """Whether an unpacked reply may concern the client's outstanding request (see above)."""
     out = client.outstanding
     if out is None:
         return False
-    try:
-        fields = msgpack.unpackb(data, raw=False, max_ext_len=0)
-        return fields[0] != Reply.TAG or fields[3] == out.request.timestamp
-    except Exception:  # garbage: the strict decoder rejects it
-        return True
+    return fields[0] != Reply.TAG or len(fields) < 4 or fields[3] == out.request.timestamp
 
 
 class ClientHost:
@@ -714,10 +710,13 @@ class ClientHost:
                 continue
             for name, data in _unpack(frame[1:]):
                 client = self.clients.get(str(name))
-                if client is None or not _awaited(client, data):
+                if client is None:
                     continue
                 try:
-                    reply = decode(bytes(data))
+                    fields = unpack(bytes(data))
+                    if not _awaited(client, fields):
+                        continue
+                    reply = decode_unpacked(fields)
                 except DecodeError:
                     continue
                 if isinstance(reply, Reply):
