@@ -145,7 +145,8 @@ class Replica:
         self._executed_at_last_status = 0
         self._fetch_rounds = 0
         self._fast_waits_ms: deque[float] = deque(maxlen=FAST_PATH_HISTORY)
-        self._fast_missed: deque[bool] = deque(maxlen=FAST_PATH_OUTCOMES)  # True: timer expired or bad aggregate
+        # True: the timer expired, or the aggregate was bad.
+        self._fast_missed: deque[bool] = deque(maxlen=FAST_PATH_OUTCOMES)
 
         self._now = 0.0
         self._ready = Ready()

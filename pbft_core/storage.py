@@ -32,9 +32,10 @@ Replica database schema (``n<i>.sqlite``)
     Every message received (``in``: ``peer`` is the sender link, a replica name or a client)
     and sent (``out``: ``peer`` lists the destinations, e.g. ``n2,n3,n4``; one row per message
     even when broadcast, and one row for the replies of a batch, which share one signed root:
-    ``peer`` lists their clients, ``size`` is their total). ``view``/``seq`` are NULL for messages without them (a VIEW-CHANGE's
-    view is its new view); ``digest`` is the first 8 bytes of the batch digest, hex. ``note``
-    says why an input never reached the protocol (undecodable, wrong channel).
+    ``peer`` lists their clients, ``size`` is their total). ``view``/``seq`` are NULL for
+    messages without them (a VIEW-CHANGE's view is its new view); ``digest`` is the first 8
+    bytes of the batch digest, hex. ``note`` says why an input never reached the protocol
+    (undecodable, wrong channel).
 ``status_history(id PK, t_ms, seq, view, status)`` / ``slot_status(seq PK, view, status, digest, t_ms)``
     Every PP/P/C/E transition, and the latest status per sequence number (X = absent).
 ``executed(seq PK, view, t_ms, requests, results, state_digest)``
@@ -115,7 +116,7 @@ from .ready import (
 SCHEMA_VERSION = 1
 DEFAULT_DATA_DIR = Path(".pbft")
 SUMMARY_CHARS_MAX = 200
-REPLIES_SHOWN = 4  # of a batch's replies, in its one log row
+SHOWN_MAX = 4  # requests of a batch, replies of a batch: how many a log summary lists
 DIGEST_HEX_CHARS = 16
 
 _REPLICA_SCHEMA = """
@@ -194,12 +195,16 @@ def _request_text(request: Request) -> str:
     return f"{request.client}#{request.timestamp} {request.op}({args})"
 
 
+def _first_few(total: int, label: str, texts: Iterable[str]) -> str:
+    """``<total> <label>: a; b; c; d; +N more``, from the texts of the first `SHOWN_MAX` items."""
+    more = f"; +{total - SHOWN_MAX} more" if total > SHOWN_MAX else ""
+    return f"{total} {label}: {'; '.join(texts)}{more}"
+
+
 def _batch_text(batch: tuple[Request, ...]) -> str:
     if not batch:
         return "no-op"
-    shown = "; ".join(_request_text(r) for r in batch[:4])
-    more = f"; +{len(batch) - 4} more" if len(batch) > 4 else ""
-    return f"{len(batch)} req: {shown}{more}"
+    return _first_few(len(batch), "req", (_request_text(r) for r in batch[:SHOWN_MAX]))
 
 
 def _reply_text(reply: Reply) -> str:
@@ -313,14 +318,12 @@ class ReplicaStore:
             client, reply, size = replies[0]
             self.log_message(t_ms, "out", client, reply, size)
             return
-        first = replies[0][1]
-        shown = "; ".join(_reply_text(r) for _, r, _ in replies[:REPLIES_SHOWN])
-        more = f"; +{len(replies) - REPLIES_SHOWN} more" if len(replies) > REPLIES_SHOWN else ""
+        clients = ",".join(client for client, _, _ in replies)
+        total = sum(size for _, _, size in replies)
+        summary = _first_few(len(replies), "replies", (_reply_text(r) for _, r, _ in replies[:SHOWN_MAX]))
+        view = replies[0][1].view
         self._message_rows.append(
-            (
-                t_ms, "out", ",".join(c for c, _, _ in replies), "Reply", first.view, None, None,
-                sum(size for _, _, size in replies), f"{len(replies)} replies: {shown}{more}"[:SUMMARY_CHARS_MAX], None,
-            )
+            (t_ms, "out", clients, "Reply", view, None, None, total, summary[:SUMMARY_CHARS_MAX], None)
         )
 
     def _record_view_change(self, t_ms: float, direction: str, vc: ViewChange) -> None:
