@@ -97,6 +97,7 @@ def generate(count: int, accounts: int, hot_accounts: int, hot_probability: floa
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".pbft"), envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Measure this many times (a fresh cluster and floor each time) and report the median run; the JSON lists every run.")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run every replica under cProfile (CPU time) and write n<i>.prof here; slows everything down.")
 @click.option("--cluster", "cluster_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Drive this running TCP cluster (`pbft keygen --state smallbank:N --clients C`) instead of starting replicas; its file sets the replica parameters.")
 def bench_smallbank(
@@ -116,6 +117,7 @@ def bench_smallbank(
     json_path: Path | None,
     plot_path: Path | None,
     data_dir: Path,
+    repeat: int,
     profile_dir: Path | None,
     cluster_path: Path | None,
 ) -> None:
@@ -163,9 +165,18 @@ def bench_smallbank(
     )
     if cluster_path is not None:
         options = _cluster_options(options, cluster_path, profile_dir)
-    report = _run(console, options, data_dir, profile_dir, cluster_path)
-    if report is None:
-        sys.exit(1)
+    reports = []
+    for number in range(1, repeat + 1):
+        if repeat > 1:
+            console.print(f"[bold]run {number} of {repeat}[/]")
+        report = _run(console, options, data_dir, profile_dir, cluster_path)
+        if report is None:
+            sys.exit(1)
+        render_report(console, report)
+        reports.append(report)
+    if repeat > 1:
+        report = with_repeats(reports)
+        render_repeats(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
     if plot_path is not None:
@@ -232,9 +243,7 @@ def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | Non
             return None
         finally:
             os.environ.pop(PROFILE_DIR_VARIABLE, None)
-    report = build_report(result, budget, run_dir)
-    render_report(console, report)
-    return report
+    return build_report(result, budget, run_dir)
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -321,6 +330,54 @@ def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dic
         "latencies_ms_sample": [round(x, 2) for x in latencies[:: max(1, completed // 2000)]],
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+# What `--repeat` lists for every run, and takes the median of.
+REPEAT_FIGURES = ("throughput_tps", "achieved_over_floor", "floor_tps", "cpu_ms_per_tx", "fast_path_share", "mean_batch")
+
+
+def _figures(report: dict[str, Any]) -> dict[str, Any]:
+    figures = {key: report[key] for key in REPEAT_FIGURES}
+    figures["latency_p50_ms"] = report["latency_ms"]["p50"]
+    figures["latency_p99_ms"] = report["latency_ms"]["p99"]
+    return figures
+
+
+def with_repeats(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run's report (by throughput; the lower middle one of an even count), with
+    every run's figures under ``repeats`` and the median of each figure under ``medians``."""
+    import statistics
+
+    by_throughput = sorted(reports, key=lambda r: r["throughput_tps"])
+    median_run = by_throughput[(len(reports) - 1) // 2]
+    runs = [{"run_dir": r["run_dir"], **_figures(r)} for r in reports]
+    medians = {
+        key: round(statistics.median(run[key] for run in runs if run[key] is not None), 3)
+        for key in runs[0]
+        if key != "run_dir" and any(run[key] is not None for run in runs)
+    }
+    return {**median_run, "repeats": runs, "medians": medians}
+
+
+def render_repeats(console: Console, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(report['repeats'])} runs (the JSON's top level is the median run by throughput)", title_justify="left", header_style="bold")
+    for name in ("run", "tx/s", "p50 / p99 (ms)", "fast path", "mean batch", "CPU ms/tx", "floor tx/s", "achieved / floor"):
+        table.add_column(name, justify="right")
+
+    def row(label: str, f: dict[str, Any]) -> list[str]:
+        cpu = f"{f['cpu_ms_per_tx']:.3f}" if f.get("cpu_ms_per_tx") is not None else "-"
+        ratio = f"{f['achieved_over_floor']:.3f}" if f.get("achieved_over_floor") is not None else "-"
+        return [
+            label, f"{f['throughput_tps']:,.0f}", f"{f['latency_p50_ms']:.1f} / {f['latency_p99_ms']:.1f}",
+            f"{100 * f['fast_path_share']:.1f}%", f"{f['mean_batch']:.1f}", cpu, f"{f['floor_tps']:,.0f}", ratio,
+        ]  # fmt: skip
+
+    for number, run in enumerate(report["repeats"], start=1):
+        table.add_row(*row(str(number), run))
+    table.add_row(*row("median", report["medians"]), style="bold")
+    console.print(table)
 
 
 def render_report(console: Console, report: dict[str, Any]) -> None:

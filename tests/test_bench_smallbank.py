@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.bench_smallbank import with_repeats
 from cli.main import main
 from pbft_core.smallbank import (
     INITIAL_SMALLBANK_BALANCE,
@@ -272,3 +273,36 @@ def test_replaying_a_workload_file(tmp_path: Path):
         for row in rows:
             for request in row["requests"]:
                 assert Transaction(request["kind"], tuple(request["args"])) in in_file
+
+
+def _fake_report(throughput: float, ratio: float, p50: float) -> dict[str, Any]:
+    return {
+        "run_dir": f"runs/{throughput}", "throughput_tps": throughput, "achieved_over_floor": ratio,
+        "floor_tps": 2000.0, "cpu_ms_per_tx": None, "fast_path_share": 0.99, "mean_batch": 20.0,
+        "latency_ms": {"p50": p50, "p99": 2 * p50},
+    }  # fmt: skip
+
+
+def test_repeated_runs_report_the_median_run_and_the_median_of_each_figure():
+    reports = [_fake_report(1300, 0.61, 40), _fake_report(1250, 0.62, 38), _fake_report(1280, 0.59, 41), _fake_report(1320, 0.60, 37)]
+    combined = with_repeats(reports)
+    assert combined["run_dir"] == "runs/1280"  # the lower middle of four by throughput
+    assert [run["throughput_tps"] for run in combined["repeats"]] == [1300, 1250, 1280, 1320]
+    assert combined["medians"]["throughput_tps"] == 1290
+    assert combined["medians"]["achieved_over_floor"] == 0.605
+    assert combined["medians"]["latency_p50_ms"] == 39
+    assert "cpu_ms_per_tx" not in combined["medians"]  # unknown in every run: no median
+
+
+@pytest.mark.process
+def test_repeat_runs_the_whole_measurement_again_and_lists_every_run(tmp_path: Path):
+    out = tmp_path / "out.json"
+    code, output = invoke(
+        "bench", "smallbank", "--repeat", "2", "--duration", "1", "--warmup", "0", "--clients", "4",
+        "--accounts", str(ACCOUNTS), "--hot-accounts", "5", "--json", str(out), "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    assert code == 0, output
+    report = json.loads(out.read_text())
+    assert len({run["run_dir"] for run in report["repeats"]}) == 2  # two clusters, two databases
+    assert report["run_dir"] in {run["run_dir"] for run in report["repeats"]}
+    assert "run 2 of 2" in output and "2 runs" in output and "median" in output
