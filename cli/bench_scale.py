@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pbft_core.sim.scale import ORDERING_TYPES, ScaleReport, ScaleResult, run_scale
+from pbft_core.messages import ORDERING
+from pbft_core.sim.scale import ScaleReport, ScaleResult, run_scale
 
 # n = 3f+1 ≤ 100: beyond that a run takes minutes and the trend is already clear.
 F_MAX = 33
@@ -186,7 +187,7 @@ def _render(console: Console, report: ScaleReport, verbose: bool) -> None:
 def _render_by_type(console: Console, report: ScaleReport) -> None:
     names = sorted(
         {name for r in report.results for name in r.replica_by_type},
-        key=lambda name: (name not in {t.__name__ for t in ORDERING_TYPES}, name),
+        key=lambda name: (name not in {t.__name__ for t in ORDERING}, name),
     )
     table = Table(title="replica-to-replica messages per instance (bytes per message)")
     table.add_column("type")

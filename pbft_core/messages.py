@@ -324,13 +324,9 @@ class NewView(Message):
 # ---- codec ----------------------------------------------------------------------------------
 
 MESSAGE_TYPES: dict[int, type[Message]] = {}
-_DECODERS: dict[type, list[tuple[str, typing.Callable[[Any], Any]]]] = {}
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _WIRE_KINDS: dict[type, tuple[tuple[str, int], ...]] = {}
 _WIRE_BUILDERS: dict[type, typing.Callable[[dict[str, Any]], list[Any]]] = {}
-# (a compiled decoder's namespace, name, message class): a nested class's decoder, filled in
-# once all are compiled.
-_NESTED_DECODER_SLOTS: list[tuple[dict[str, Any], str, type]] = []
 _CLASS_DECODERS: dict[type, typing.Callable[[Any], Message]] = {}
 _SIGNED: dict[type, bool] = {}
 _DOMAINS: dict[type, bytes] = {}
@@ -466,24 +462,26 @@ _SCALAR_CHECKS: dict[type, tuple[str, str]] = {
 def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
     """A straight-line decoder for `cls`, generated once (as dataclasses generate ``__init__``).
 
-    Same checks as the field decoders of `_decoder_for`, without the generic loop: scalar
-    checks are inlined, and the message is built without the frozen dataclass's ``__init__``
-    (its fields are exactly the checked values). Decoding showed in every replica's profile,
-    since each request is decoded by every replica inside its batch.
+    Scalars, and tuples of scalars (a request's arguments, a Merkle path), are checked in line;
+    a tuple of messages (a batch, a list of proofs) goes item by item to that class's own
+    compiled decoder; what is left (an optional nested message, a result that is an int or a
+    str) to the field decoder of `_decoder_for`. The message is built without the frozen
+    dataclass's ``__init__`` (its fields are exactly the checked values). Decoding showed in
+    every replica's profile, since each request is decoded by every replica inside its batch.
     """
     name = cls.__name__
-    decoders = _DECODERS[cls]
+    names = _FIELD_NAMES[cls]
     namespace: dict[str, Any] = {
         "DecodeError": DecodeError, "cls": cls, "new": object.__new__, "INT_MIN": INT_MIN,
-        "INT_MAX": INT_MAX, "STR_MAX": STR_FIELD_MAX,
+        "INT_MAX": INT_MAX, "STR_MAX": STR_FIELD_MAX, "CLASS_DECODERS": _CLASS_DECODERS,
     }
     hints = typing.get_type_hints(cls)
     lines = [
         "def decode_fields(values):",
-        f"    if type(values) is not list or len(values) != {len(decoders)}:",
-        f"        raise DecodeError('{name}: expected {len(decoders)} fields')",
+        f"    if type(values) is not list or len(values) != {len(names)}:",
+        f"        raise DecodeError('{name}: expected {len(names)} fields')",
     ]
-    for i, (field_name, dec) in enumerate(decoders):
+    for i, field_name in enumerate(names):
         where = f"{name}.{field_name}"
         tp = hints[field_name]
         lines.append(f"    v{i} = values[{i}]")
@@ -493,8 +491,6 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
             lines.append(f"    if {rejected.format(v=f'v{i}')}:")
             lines.append(f"        raise DecodeError('{where}: expected {expected}')")
         elif item in _SCALAR_CHECKS or item == Arg:
-            # A tuple of scalars (a request's arguments, a Merkle path): checked item by item
-            # in line, no call per item.
             lines.append(f"    if type(v{i}) is not list:")
             lines.append(f"        raise DecodeError('{where}: expected array')")
             lines.append(f"    for x in v{i}:")
@@ -511,22 +507,21 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
                 lines.append(f"            raise DecodeError('{where}: expected {expected}')")
             lines.append(f"    v{i} = tuple(v{i})")
         elif isinstance(item, type) and issubclass(item, Message):
-            # A batch of requests, a list of proofs: each item by its class's own compiled
-            # decoder, filled in once every class has one (`_register`).
-            _NESTED_DECODER_SLOTS.append((namespace, f"dec{i}", item))
+            namespace[f"item{i}"] = item  # its decoder is compiled by the time one is decoded
             lines.append(f"    if type(v{i}) is not list:")
             lines.append(f"        raise DecodeError('{where}: expected array')")
+            lines.append(f"    dec = CLASS_DECODERS[item{i}]")
             lines.append("    try:")
-            lines.append(f"        v{i} = tuple([dec{i}(x) for x in v{i}])")
+            lines.append(f"        v{i} = tuple([dec(x) for x in v{i}])")
             lines.append("    except DecodeError as exc:")
             lines.append(f"        raise DecodeError(f'{where}: {{exc}}') from None")
         else:
-            namespace[f"d{i}"] = dec
+            namespace[f"d{i}"] = _decoder_for(tp)
             lines.append("    try:")
             lines.append(f"        v{i} = d{i}(v{i})")
             lines.append("    except DecodeError as exc:")
             lines.append(f"        raise DecodeError(f'{where}: {{exc}}') from None")
-    fields_dict = ", ".join(f"'{f}': v{i}" for i, (f, _) in enumerate(decoders))
+    fields_dict = ", ".join(f"'{f}': v{i}" for i, f in enumerate(names))
     lines += [
         "    message = new(cls)",
         # The decoded list is exactly the message's wire form (see `_to_wire`).
@@ -539,6 +534,7 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
 
 
 def _decoder_for(tp: Any) -> typing.Callable[[Any], Any]:
+    """A checking decoder for a field `_compile_decoder` does not check in line."""
     if tp is bool:
 
         def dec_bool(v: Any) -> bool:
@@ -577,17 +573,7 @@ def _decoder_for(tp: Any) -> typing.Callable[[Any], Any]:
             return _from_wire(tp, v)
 
         return dec_nested
-    origin = get_origin(tp)
-    if origin is tuple:
-        item = _decoder_for(get_args(tp)[0])
-
-        def dec_tuple(v: Any) -> tuple[Any, ...]:
-            if not isinstance(v, list):
-                raise DecodeError("expected array")
-            return tuple([item(x) for x in v])
-
-        return dec_tuple
-    if origin in (typing.Union, UnionType):
+    if get_origin(tp) in (typing.Union, UnionType):
         options = get_args(tp)
         if type(None) in options:
             inner = _decoder_for(next(o for o in options if o is not type(None)))
@@ -628,7 +614,6 @@ def _register() -> None:
             MESSAGE_TYPES[cls.TAG] = cls
     for cls in MESSAGE_TYPES.values():
         hints = typing.get_type_hints(cls)
-        _DECODERS[cls] = [(f.name, _decoder_for(hints[f.name])) for f in fields(cls)]
         _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
         _WIRE_KINDS[cls] = tuple((f.name, _wire_kind(hints[f.name])) for f in fields(cls))
         _WIRE_BUILDERS[cls] = _compile_wire_builder(cls)
@@ -638,20 +623,23 @@ def _register() -> None:
         _CLASS_DECODERS[cls] = _compile_decoder(cls)
         _SIGNED[cls] = _FIELD_NAMES[cls][-1] == "sig"
         _DOMAINS[cls] = b"pbft/v1/" + cls.__name__.encode() + b"/"
-    for namespace, slot, item in _NESTED_DECODER_SLOTS:
-        namespace[slot] = _CLASS_DECODERS[item]
 
 
 _register()
 
-# Messages a replica signs with its Ed25519 identity and that carry a ``replica`` sender field.
-REPLICA_SIGNED: tuple[type[Message], ...] = (
+# The messages of the agreement on one instance; everything else replicas send each other
+# (checkpoints, status gossip, catch-up, view change) is not paid per instance.
+ORDERING: tuple[type[Message], ...] = (
     PrePrepare,
     PrepareShare,
     PrepareCertificate,
     CommitShare,
     CommitCertificate,
     FastCommit,
+)
+# Messages a replica signs with its Ed25519 identity and that carry a ``replica`` sender field.
+REPLICA_SIGNED: tuple[type[Message], ...] = (
+    *ORDERING,
     Checkpoint,
     Status,
     Fetch,

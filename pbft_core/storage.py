@@ -311,15 +311,16 @@ class ReplicaStore:
             (t_ms, direction, peer, info.type, info.view, info.seq, info.digest, size, info.summary, note)
         )
 
-    def log_replies(self, t_ms: float, replies: list[tuple[str, Reply, int]]) -> None:
-        """Replies sent under one signed root: one row, like a broadcast (``peer`` lists the
-        clients, ``size`` is their total); a lone reply is described as any message is."""
+    def log_replies(self, t_ms: float, replies: list[tuple[str, Reply, bytes]]) -> None:
+        """Replies sent under one signed root, as (client, reply, encoded): one row, like a
+        broadcast (``peer`` lists the clients, ``size`` is their total); a lone reply is
+        described as any message is."""
         if len(replies) == 1:
-            client, reply, size = replies[0]
-            self.log_message(t_ms, "out", client, reply, size)
+            client, reply, data = replies[0]
+            self.log_message(t_ms, "out", client, reply, len(data))
             return
         clients = ",".join(client for client, _, _ in replies)
-        total = sum(size for _, _, size in replies)
+        total = sum(len(data) for _, _, data in replies)
         summary = _first_few(len(replies), "replies", (_reply_text(r) for _, r, _ in replies[:SHOWN_MAX]))
         view = replies[0][1].view
         self._message_rows.append(

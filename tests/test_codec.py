@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import msgpack
@@ -127,3 +128,21 @@ def test_a_merkle_path_holds_bytes_only():
     wire = [Reply.TAG, 2, "A", 7, 3, "ok", False, 0, [b"h" * 32, "h"], b"r" * 64]
     with pytest.raises(DecodeError, match=r"^Reply\.path: expected bytes"):
         decode(msgpack.packb(wire, use_bin_type=True))
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_signing_gives_the_same_message_and_encoding_as_building_it_signed(message):
+    unsigned = dataclasses.replace(message, sig=b"")
+    payload = unsigned.signing_payload()  # caches the unsigned wire form, which signing reuses
+    signed = unsigned.with_sig(message.sig)
+    assert signed == message and hash(signed) == hash(message)
+    assert encode(signed) == encode(message)
+    assert signed.signing_payload() == payload == message.signing_payload()
+    assert unsigned.sig == b""  # the unsigned message is left as it was
+
+
+def test_messages_stay_frozen_and_keep_their_defaults():
+    request = Request("A", 1, "balance", ("A",), True)
+    assert request.sig == b""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.timestamp = 2  # type: ignore[misc]

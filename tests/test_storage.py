@@ -172,7 +172,7 @@ def test_the_host_commits_before_it_sends_and_logs_every_message_once(tmp_path: 
     request = Request("A", 1, "transfer", ("A", "B", 1), False)
     request = request.with_sig(client_crypto("A").sign(request.signing_payload()))
     host.on_client_bytes("A", encode(request), 1.0)
-    host.tick_if_due(2.0)
+    assert host.tick_if_due(2.0)  # due at once: a new host ticks to arm its timers
     assert sent == []  # nothing leaves before flush
     host.flush()
     assert {to for to, _ in sent} == {2, 3, 4, 5, 6, 7}  # the leader's PRE-PREPARE to every backup
@@ -231,7 +231,7 @@ def test_a_host_with_a_commit_interval_lets_the_inspection_log_trail_until_due_a
     host.flush()  # the first flush commits (nothing committed yet), then the interval runs
     first = committed_rows()
     assert first >= 1
-    host.tick_if_due(2.0)
+    assert host.tick_if_due(2.0)  # due at once: a new host ticks to arm its timers
     host.on_peer_bytes(2, b"\xc1 not msgpack", 3.0)
     host.flush()
     assert committed_rows() == first  # not due: the rows wait in memory
@@ -241,8 +241,8 @@ def test_a_host_with_a_commit_interval_lets_the_inspection_log_trail_until_due_a
 
 
 def test_a_batch_s_replies_are_one_log_row_and_a_lone_reply_is_described_as_usual(tmp_path: Path) -> None:
-    batch = [(c, Reply(1, c, 7, 2, 0, False, i, (), b"\x01" * 64), 100) for i, c in enumerate("ABCDEF")]
-    read = [("A", Reply(1, "A", 8, 2, 10, True, 0, (), b"\x02" * 64), 90)]
+    batch = [(c, Reply(1, c, 7, 2, 0, False, i, (), b"\x01" * 64), b"e" * 100) for i, c in enumerate("ABCDEF")]
+    read = [("A", Reply(1, "A", 8, 2, 10, True, 0, (), b"\x02" * 64), b"e" * 90)]
     with ReplicaStore(tmp_path / "n2.sqlite") as store:
         store.log_replies(5.0, batch)
         store.log_replies(6.0, read)

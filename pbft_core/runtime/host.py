@@ -131,9 +131,12 @@ class NodeHost:
             self.store.log_message(now_ms, "in", client, message, len(data))
         self._perform(self.node.step(message, now_ms), now_ms)
 
-    def tick_if_due(self, now_ms: float) -> None:
-        if self.wake_at_ms is not None and now_ms >= self.wake_at_ms:
-            self._perform(self.node.tick(now_ms), now_ms)
+    def tick_if_due(self, now_ms: float) -> bool:
+        """Tick the replica if its wake-up time has come; whether it did."""
+        if self.wake_at_ms is None or now_ms < self.wake_at_ms:
+            return False
+        self._perform(self.node.tick(now_ms), now_ms)
+        return True
 
     # ---- outputs ---------------------------------------------------------------------------
 
@@ -167,7 +170,7 @@ class NodeHost:
             signed.setdefault(reply.sig, []).append((client, reply, encode(reply)))
         for group in signed.values():
             if self.store is not None:
-                self.store.log_replies(now_ms, [(c, r, len(d)) for c, r, d in group])
+                self.store.log_replies(now_ms, group)
             self._outbox.extend(_Outgoing(None, client, data) for client, _, data in group)
 
     def flush(self) -> None:

@@ -65,7 +65,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -369,8 +369,7 @@ def _worker_loop(
         # What the inputs produced goes out before the replica's deferred work and timers run
         # (the leader's own shares and aggregate check wait until its messages are sent).
         flush()
-        if epoch:
-            host.tick_if_due(now_ms())
+        if epoch and host.tick_if_due(now_ms()):
             flush()
 
 
@@ -654,14 +653,20 @@ class _Cluster:
 # unpacked array and skips the field-by-field checks of those. Anything else goes on to them.
 
 OnComplete = Callable[[str, Completion, float], None]
+# Where a reply's timestamp sits in its wire array (after the tag).
+_REPLY_TIMESTAMP = 1 + [f.name for f in fields(Reply)].index("timestamp")
 
 
-def _awaited(client: Client, fields: list[Any]) -> bool:
+def _awaited(client: Client, wire: list[Any]) -> bool:
     """Whether an unpacked reply may concern the client's outstanding request (see above)."""
     out = client.outstanding
     if out is None:
         return False
-    return fields[0] != Reply.TAG or len(fields) < 4 or fields[3] == out.request.timestamp
+    return (
+        wire[0] != Reply.TAG
+        or len(wire) <= _REPLY_TIMESTAMP
+        or wire[_REPLY_TIMESTAMP] == out.request.timestamp
+    )
 
 
 class ClientHost:
@@ -713,10 +718,10 @@ class ClientHost:
                 if client is None:
                     continue
                 try:
-                    fields = unpack(bytes(data))
-                    if not _awaited(client, fields):
+                    wire = unpack(bytes(data))
+                    if not _awaited(client, wire):
                         continue
-                    reply = decode_unpacked(fields)
+                    reply = decode_unpacked(wire)
                 except DecodeError:
                     continue
                 if isinstance(reply, Reply):

@@ -662,9 +662,9 @@ class ReplicaNode:
             # timers run (the leader's own shares and aggregate check wait for its messages).
             self._commit()
             host.flush()
-            host.tick_if_due(self.now_ms())
-            self._commit()
-            host.flush()
+            if host.tick_if_due(self.now_ms()):
+                self._commit()
+                host.flush()
             # Let readers run before the next commit, even when a timer is already due.
             await asyncio.sleep(0)
 

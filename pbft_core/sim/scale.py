@@ -51,12 +51,11 @@ from ..client import Completion
 from ..config import ACCOUNTS, ClusterConfig
 from ..crypto import CERT_SIZE
 from ..messages import (
+    ORDERING,
     CommitCertificate,
-    CommitShare,
     FastCommit,
     Message,
     PrepareCertificate,
-    PrepareShare,
     PrePrepare,
     Request,
     encode,
@@ -64,16 +63,6 @@ from ..messages import (
 from ..ready import Ready
 from ..runtime.simulator import NetworkConfig, SimNode, Simulation
 
-# Messages that make up the agreement of one instance; everything else replicas send to each
-# other (checkpoints, status gossip, catch-up, view change) is not paid per instance.
-ORDERING_TYPES: tuple[type[Message], ...] = (
-    PrePrepare,
-    PrepareShare,
-    PrepareCertificate,
-    CommitShare,
-    CommitCertificate,
-    FastCommit,
-)
 # The collector's messages that carry a 96-byte certificate next to view, seq, digest, sender
 # and an Ed25519 signature: take the certificate out and what is left is a classic PREPARE.
 CERTIFIED_TYPES: tuple[type[Message], ...] = (PrepareCertificate, CommitCertificate, FastCommit)
@@ -141,7 +130,7 @@ class ScaleResult:
     # ---- linear protocol, measured -----------------------------------------------------------
 
     def _sum(self, *, ordering: bool) -> Tally:
-        names = {t.__name__ for t in ORDERING_TYPES}
+        names = {t.__name__ for t in ORDERING}
         total = Tally()
         for name, tally in self.replica_by_type.items():
             if (name in names) == ordering:
@@ -385,7 +374,7 @@ class ScaleReport:
                 "all_to_all_messages": "(n-1) + (n-1)^2 + n(n-1)",
                 "all_to_all_bytes": "(n-1)*preprepare_bytes + ((n-1)^2 + n(n-1))*vote_bytes",
                 "vote_bytes": "mean size of our certificate messages minus the 96-byte certificate field (Ed25519-signed <v, s, d, i>)",
-                "ordering_types": [t.__name__ for t in ORDERING_TYPES],
+                "ordering_types": [t.__name__ for t in ORDERING],
             },
             "results": [r.to_json() for r in self.results],
             "growth": self.growth(),
@@ -393,7 +382,6 @@ class ScaleReport:
 
 
 __all__ = [
-    "ORDERING_TYPES",
     "ScaleReport",
     "ScaleResult",
     "Tally",
