@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgpack
-from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-ED25519_SIG_SIZE = 64
-# Own points remembered by `RealCrypto` (a few batches' shares and certificates).
+from .messages import CERT_SIZE, SHARE_SIZE
+from .messages import SIG_SIZE as ED25519_SIG_SIZE
+
+# Own points remembered by `RealCrypto`, per kind (a few batches' shares and certificates).
 OWN_POINTS_MAX = 64
-CERT_SIZE = 96
 
 
 def threshold_message(kind: str, *fields: int | bytes) -> bytes:
@@ -94,16 +94,21 @@ class RealCrypto:
         self._share = thresh_sig.KeyShare.from_bytes(key_share) if key_share else None
         self._fast_group = thresh_sig.GroupKey.from_bytes(public.fast_group)
         self._fast_share = thresh_sig.KeyShare.from_bytes(fast_share) if fast_share else None
-        # Points this replica made itself (its shares, its combined certificates), by their
-        # bytes: when they come back (its own share in a quorum, the aggregate it verifies right
-        # after building it) they need no second decompression and subgroup check.
-        self._own_points: dict[bytes, Any] = {}
+        assert (SHARE_SIZE, CERT_SIZE) == (thresh_sig.SIGNATURE_SHARE_SIZE, thresh_sig.SIGNATURE_SIZE)
+        # Points this replica made itself, by their bytes: when they come back (its own share in
+        # a quorum, the aggregate it verifies right after building it) they need no second
+        # decompression and subgroup check. Shares and whole signatures are kept apart: peers
+        # know these bytes (checkpoint shares and certificates are broadcast), so a share sent
+        # back where a certificate goes, or the reverse, must parse as what the field says.
+        self._own_shares: dict[bytes, Any] = {}
+        self._own_signatures: dict[bytes, Any] = {}
 
-    def _remember(self, point: Any) -> bytes:
+    @staticmethod
+    def _remember(cache: dict[bytes, Any], point: Any) -> bytes:
         encoded = bytes(point)
-        if len(self._own_points) >= OWN_POINTS_MAX:
-            del self._own_points[next(iter(self._own_points))]
-        self._own_points[encoded] = point
+        if len(cache) >= OWN_POINTS_MAX:
+            del cache[next(iter(cache))]
+        cache[encoded] = point
         return encoded
 
     def sign(self, payload: bytes) -> bytes:
@@ -111,11 +116,11 @@ class RealCrypto:
 
     @staticmethod
     def _verify(key: VerifyKey | None, payload: bytes, sig: bytes) -> bool:
-        if key is None or len(sig) != ED25519_SIG_SIZE:
+        if key is None or type(sig) is not bytes or len(sig) != ED25519_SIG_SIZE:
             return False
         try:
             key.verify(payload, sig)
-        except (BadSignatureError, ValueError, TypeError):
+        except Exception:  # any failure on untrusted bytes is "not valid", never a crash
             return False
         return True
 
@@ -130,33 +135,43 @@ class RealCrypto:
 
     def sign_share(self, message: bytes) -> bytes:
         assert self._share is not None, "clients hold no key share"
-        return self._remember(self._ts.sign_share(self._share, message))
+        return self._remember(self._own_shares, self._ts.sign_share(self._share, message))
 
     def sign_fast_share(self, message: bytes) -> bytes:
         assert self._fast_share is not None, "clients hold no key share"
-        return self._remember(self._ts.sign_share(self._fast_share, message))
+        return self._remember(self._own_shares, self._ts.sign_share(self._fast_share, message))
 
     def _parse_share(self, replica: int, share: bytes) -> Any | None:
-        parsed = self._own_points.get(share)
+        """The share `replica` claims to have signed, parsed and checked; None if it is not one."""
+        if type(share) is not bytes or len(share) != SHARE_SIZE:
+            return None
+        parsed = self._own_shares.get(share)
         if parsed is None:
             try:
                 parsed = self._ts.SignatureShare.from_bytes(share)
-            except self._ts.ThresholdError:
+            except Exception:  # malformed bytes from a peer: not a share
                 return None
         return parsed if parsed.signer == replica else None
 
-    def _parse_signature(self, signature: bytes) -> Any:
-        """Raises `ThresholdError` for bytes that are not a valid signature."""
-        own = self._own_points.get(signature)
-        return own if own is not None else self._ts.Signature.from_bytes(signature)
+    def _parse_signature(self, signature: bytes) -> Any | None:
+        """A whole (combined or aggregate) signature, parsed and checked; None if it is not one."""
+        if type(signature) is not bytes or len(signature) != CERT_SIZE:
+            return None
+        parsed = self._own_signatures.get(signature)
+        if parsed is None:
+            try:
+                parsed = self._ts.Signature.from_bytes(signature)
+            except Exception:  # malformed bytes from a peer: not a signature
+                return None
+        return parsed
 
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
         parsed = self._parse_share(replica, share)
         if parsed is None:
             return False
         try:
-            return self._ts.verify_share(self._group, parsed, message)
-        except self._ts.ThresholdError:
+            return bool(self._ts.verify_share(self._group, parsed, message))
+        except Exception:
             return False
 
     def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
@@ -169,12 +184,15 @@ class RealCrypto:
             return None, bad | {int(i) for i in exc.invalid}
         except self._ts.ThresholdError:
             return None, bad
-        return self._remember(signature), bad
+        return self._remember(self._own_signatures, signature), bad
 
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
+        parsed = self._parse_signature(certificate)
+        if parsed is None:
+            return False
         try:
-            return self._ts.verify(self._group, message, self._parse_signature(certificate))
-        except self._ts.ThresholdError:
+            return bool(self._ts.verify(self._group, message, parsed))
+        except Exception:
             return False
 
     def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
@@ -185,12 +203,15 @@ class RealCrypto:
             aggregate = self._ts.aggregate_all(self._fast_group, parsed)
         except self._ts.ThresholdError:
             return None
-        return self._remember(aggregate)
+        return self._remember(self._own_signatures, aggregate)
 
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
+        parsed = self._parse_signature(aggregate)
+        if parsed is None:
+            return False
         try:
-            return self._ts.verify_all(self._fast_group, message, self._parse_signature(aggregate))
-        except self._ts.ThresholdError:
+            return bool(self._ts.verify_all(self._fast_group, message, parsed))
+        except Exception:
             return False
 
 
@@ -217,26 +238,24 @@ class SimCrypto:
         return self._mac(self._me, payload, ED25519_SIG_SIZE)
 
     def verify_replica(self, replica: int, payload: bytes, sig: bytes) -> bool:
-        if not 1 <= replica <= self._n:
+        if type(replica) is not int or not 1 <= replica <= self._n:
             return False
-        return hmac.compare_digest(self._mac(f"n{replica}", payload, ED25519_SIG_SIZE), sig)
+        return _same(self._mac(f"n{replica}", payload, ED25519_SIG_SIZE), sig)
 
     def verify_client(self, client: str, payload: bytes, sig: bytes) -> bool:
-        return hmac.compare_digest(self._mac(f"client/{client}", payload, ED25519_SIG_SIZE), sig)
+        return _same(self._mac(f"client/{client}", payload, ED25519_SIG_SIZE), sig)
 
     def knows_client(self, client: str) -> bool:
         return True
 
     def sign_share(self, message: bytes) -> bytes:
-        return self._mac("share/" + self._me, message, CERT_SIZE)
+        return self._mac("share/" + self._me, message, SHARE_SIZE)
 
     def sign_fast_share(self, message: bytes) -> bytes:
-        return self._mac("fastshare/" + self._me, message, CERT_SIZE)
+        return self._mac("fastshare/" + self._me, message, SHARE_SIZE)
 
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
-        return 1 <= replica <= self._n and hmac.compare_digest(
-            self._mac(f"share/n{replica}", message, CERT_SIZE), share
-        )
+        return 1 <= replica <= self._n and _same(self._mac(f"share/n{replica}", message, SHARE_SIZE), share)
 
     def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
         bad = {r for r, s in shares.items() if not self.verify_share(r, message, s)}
@@ -245,18 +264,23 @@ class SimCrypto:
         return self._mac("group/t", message, CERT_SIZE), set()
 
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
-        return hmac.compare_digest(self._mac("group/t", message, CERT_SIZE), certificate)
+        return _same(self._mac("group/t", message, CERT_SIZE), certificate)
 
     def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
         if set(fast_shares) != set(range(1, self._n + 1)):
             return None
         # As with BLS, summing checks nothing: a bad share yields an aggregate that fails to verify.
         if all(
-            hmac.compare_digest(self._mac(f"fastshare/n{r}", message, CERT_SIZE), s)
+            _same(self._mac(f"fastshare/n{r}", message, SHARE_SIZE), s)
             for r, s in fast_shares.items()
         ):
             return self._mac("group/n", message, CERT_SIZE)
         return self._mac("group/n/invalid", message + b"".join(sorted(fast_shares.values())), CERT_SIZE)
 
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
-        return hmac.compare_digest(self._mac("group/n", message, CERT_SIZE), aggregate)
+        return _same(self._mac("group/n", message, CERT_SIZE), aggregate)
+
+
+def _same(expected: bytes, given: object) -> bool:
+    """Constant-time comparison that treats anything but bytes as a mismatch (never raises)."""
+    return type(given) is bytes and hmac.compare_digest(expected, given)

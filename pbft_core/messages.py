@@ -25,8 +25,22 @@ import msgpack
 from . import merkle
 
 MESSAGE_SIZE_MAX = 8 * 1024 * 1024
-DIGEST_SIZE = 32
-BYTES_FIELD_MAX = 4 * 1024 * 1024
+# Fixed-size fields are checked to the byte when decoding, so no digest, signature, share or
+# certificate from a peer can be larger (or smaller) than the real thing: buffers that hold them
+# (early certificates, checkpoint votes, collected shares) are then bounded in bytes by their
+# count, and no crypto wrapper ever sees a share where a certificate belongs.
+DIGEST_SIZE = 32  # SHA-256
+SIG_SIZE = 64  # Ed25519
+CERT_SIZE = 96  # a BLS12-381 G2 point: every certificate, whatever n and t
+SHARE_SIZE = 106  # a threshold share: signer index (2), group fingerprint (8), G2 point (96)
+# A client request's arguments: the largest operation (SmallBank's SendPayment) takes 3; with
+# strings capped at STR_FIELD_MAX this bounds an encoded request to well under a kilobyte.
+REQUEST_ARGS_MAX = 8
+# A Merkle path for a batch of up to 2**32 replies.
+MERKLE_PATH_MAX = 32
+# One bytes field of a peer message (a state snapshot is the only large one): everything but
+# the envelope of its frame.
+BYTES_FIELD_MAX = MESSAGE_SIZE_MAX - 64 * 1024
 STR_FIELD_MAX = 64
 TUPLE_ITEMS_MAX = 10_000
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
@@ -42,6 +56,10 @@ class DecodeError(ValueError):
 @dataclass(frozen=True)
 class Message:
     TAG: ClassVar[int] = 0
+    # bytes field -> the lengths it may have on the wire (for a tuple of bytes: each item's).
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {}
+    # tuple field -> the most items it may have on the wire (else TUPLE_ITEMS_MAX).
+    ITEMS_MAX: ClassVar[dict[str, int]] = {}
 
     def encode(self) -> bytes:
         return encode(self)
@@ -75,6 +93,8 @@ class Request(Message):
     """A client operation. ``read_only`` requests are answered unordered (never executed)."""
 
     TAG: ClassVar[int] = 1
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"sig": (SIG_SIZE,)}
+    ITEMS_MAX: ClassVar[dict[str, int]] = {"args": REQUEST_ARGS_MAX}
     client: str
     timestamp: int
     op: str
@@ -93,6 +113,8 @@ class Reply(Message):
     root of all of them (see `merkle`); ``index`` and ``path`` lead from this reply to it."""
 
     TAG: ClassVar[int] = 2
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"path": (DIGEST_SIZE,), "sig": (SIG_SIZE,)}
+    ITEMS_MAX: ClassVar[dict[str, int]] = {"path": MERKLE_PATH_MAX}
     view: int
     client: str
     timestamp: int
@@ -126,6 +148,7 @@ def reply_root_payload(root: bytes) -> bytes:
 @dataclass(frozen=True)
 class PrePrepare(Message):
     TAG: ClassVar[int] = 3
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -140,6 +163,9 @@ class PrepareShare(Message):
     and, when the fast path is on, a share under the n-of-n key (empty otherwise)."""
 
     TAG: ClassVar[int] = 4
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {
+        "digest": (DIGEST_SIZE,), "share": (SHARE_SIZE,), "fast_share": (0, SHARE_SIZE), "sig": (SIG_SIZE,)
+    }
     view: int
     seq: int
     digest: bytes
@@ -154,6 +180,7 @@ class PrepareCertificate(Message):
     """2f+1 prepare shares combined into one threshold signature."""
 
     TAG: ClassVar[int] = 5
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": (CERT_SIZE,), "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -165,6 +192,7 @@ class PrepareCertificate(Message):
 @dataclass(frozen=True)
 class CommitShare(Message):
     TAG: ClassVar[int] = 6
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "share": (SHARE_SIZE,), "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -176,6 +204,7 @@ class CommitShare(Message):
 @dataclass(frozen=True)
 class CommitCertificate(Message):
     TAG: ClassVar[int] = 7
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": (CERT_SIZE,), "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -192,6 +221,7 @@ class FastCommit(Message):
     """
 
     TAG: ClassVar[int] = 8
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "aggregate": (CERT_SIZE,), "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -206,6 +236,9 @@ class FastCommit(Message):
 @dataclass(frozen=True)
 class Checkpoint(Message):
     TAG: ClassVar[int] = 9
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {
+        "state_digest": (DIGEST_SIZE,), "share": (SHARE_SIZE,), "sig": (SIG_SIZE,)
+    }
     seq: int
     state_digest: bytes
     share: bytes
@@ -218,6 +251,7 @@ class CheckpointProof(Message):
     """A stable checkpoint: 2f+1 checkpoint shares over (checkpoint, s, state digest) combined."""
 
     TAG: ClassVar[int] = 10
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"state_digest": (DIGEST_SIZE,), "certificate": (CERT_SIZE,)}
     seq: int
     state_digest: bytes
     certificate: bytes
@@ -228,6 +262,7 @@ class Status(Message):
     """Periodic progress gossip; a replica that sees a peer ahead fetches what it missed."""
 
     TAG: ClassVar[int] = 11
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"sig": (SIG_SIZE,)}
     view: int
     last_executed: int
     stable_seq: int
@@ -238,6 +273,7 @@ class Status(Message):
 @dataclass(frozen=True)
 class Fetch(Message):
     TAG: ClassVar[int] = 12
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"sig": (SIG_SIZE,)}
     after_seq: int
     replica: int
     sig: bytes = b""
@@ -258,6 +294,7 @@ class Proof(Message):
     """A batch with the certificate that proves it prepared or committed at (view, seq)."""
 
     TAG: ClassVar[int] = 13
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"certificate": (CERT_SIZE,)}
     view: int
     seq: int
     batch: tuple[Request, ...]
@@ -271,6 +308,7 @@ class CatchUp(Message):
     then the committed entries above it."""
 
     TAG: ClassVar[int] = 14
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"sig": (SIG_SIZE,)}
     checkpoint: CheckpointProof | None
     snapshot: bytes
     entries: tuple[Proof, ...]
@@ -294,6 +332,7 @@ class PrePrepared(Message):
 @dataclass(frozen=True)
 class ViewChange(Message):
     TAG: ClassVar[int] = 17
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"sig": (SIG_SIZE,)}
     new_view: int
     checkpoint: CheckpointProof | None
     prepared: tuple[Proof, ...]
@@ -314,6 +353,7 @@ class Proposal(Message):
 @dataclass(frozen=True)
 class NewView(Message):
     TAG: ClassVar[int] = 19
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"sig": (SIG_SIZE,)}
     view: int
     view_changes: tuple[ViewChange, ...]
     proposals: tuple[Proposal, ...]
@@ -486,13 +526,22 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
         tp = hints[field_name]
         lines.append(f"    v{i} = values[{i}]")
         item = get_args(tp)[0] if get_origin(tp) is tuple else None
+        sizes = cls.SIZES.get(field_name)
+        items_max = cls.ITEMS_MAX.get(field_name)
         if tp in _SCALAR_CHECKS:
             rejected, expected = _SCALAR_CHECKS[tp]
             lines.append(f"    if {rejected.format(v=f'v{i}')}:")
             lines.append(f"        raise DecodeError('{where}: expected {expected}')")
+            if sizes is not None:
+                assert tp is bytes, f"{where}: sizes are for bytes fields"
+                lines.append(f"    if len(v{i}) not in {sizes!r}:")
+                lines.append(f"        raise DecodeError('{where}: expected {_sizes_text(sizes)} bytes')")
         elif item in _SCALAR_CHECKS or item == Arg:
             lines.append(f"    if type(v{i}) is not list:")
             lines.append(f"        raise DecodeError('{where}: expected array')")
+            if items_max is not None:
+                lines.append(f"    if len(v{i}) > {items_max}:")
+                lines.append(f"        raise DecodeError('{where}: more than {items_max} items')")
             lines.append(f"    for x in v{i}:")
             if item == Arg:  # int | str
                 int_rejected, _ = _SCALAR_CHECKS[int]
@@ -505,11 +554,18 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
                 rejected, expected = _SCALAR_CHECKS[item]
                 lines.append(f"        if {rejected.format(v='x')}:")
                 lines.append(f"            raise DecodeError('{where}: expected {expected}')")
+                if sizes is not None:
+                    assert item is bytes, f"{where}: sizes are for bytes items"
+                    lines.append(f"        if len(x) not in {sizes!r}:")
+                    lines.append(f"            raise DecodeError('{where}: expected {_sizes_text(sizes)} bytes')")
             lines.append(f"    v{i} = tuple(v{i})")
         elif isinstance(item, type) and issubclass(item, Message):
             namespace[f"item{i}"] = item  # its decoder is compiled by the time one is decoded
             lines.append(f"    if type(v{i}) is not list:")
             lines.append(f"        raise DecodeError('{where}: expected array')")
+            if items_max is not None:
+                lines.append(f"    if len(v{i}) > {items_max}:")
+                lines.append(f"        raise DecodeError('{where}: more than {items_max} items')")
             lines.append(f"    dec = CLASS_DECODERS[item{i}]")
             lines.append("    try:")
             lines.append(f"        v{i} = tuple([dec(x) for x in v{i}])")
@@ -531,6 +587,10 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
     exec("\n".join(lines), namespace)  # generated from the dataclass fields above, nothing else
     decode_fields: typing.Callable[[Any], Message] = namespace["decode_fields"]
     return decode_fields
+
+
+def _sizes_text(sizes: tuple[int, ...]) -> str:
+    return " or ".join(str(size) for size in sizes)
 
 
 def _decoder_for(tp: Any) -> typing.Callable[[Any], Any]:
@@ -620,6 +680,7 @@ def _register() -> None:
         assert not any(f.default_factory is not MISSING for f in fields(cls)), cls
         cls.__init__ = _compile_init(cls)  # type: ignore[misc]
     for cls in MESSAGE_TYPES.values():
+        assert set(cls.SIZES) | set(cls.ITEMS_MAX) <= set(_FIELD_NAMES[cls]), cls
         _CLASS_DECODERS[cls] = _compile_decoder(cls)
         _SIGNED[cls] = _FIELD_NAMES[cls][-1] == "sig"
         _DOMAINS[cls] = b"pbft/v1/" + cls.__name__.encode() + b"/"

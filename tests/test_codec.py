@@ -34,7 +34,7 @@ SAMPLES = [
     Reply(2, "A", 7, 3, "ok", False, 0, (), b"r" * 64),
     Reply(2, "A", 7, 3, 14, True, 1, (b"h" * 32,), b"r" * 64),
     PrePrepare(1, 5, batch_digest(BATCH), BATCH, 1, b"p" * 64),
-    PrepareShare(1, 5, b"d" * 32, b"x" * 96, b"y" * 96, 4, b"q" * 64),
+    PrepareShare(1, 5, b"d" * 32, b"x" * 106, b"y" * 106, 4, b"q" * 64),
     ViewChange(
         3,
         CheckpointProof(10, b"h" * 32, b"c" * 96),

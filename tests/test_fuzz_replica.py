@@ -22,7 +22,11 @@ from pbft_core.config import ClusterConfig
 from pbft_core.dispatch import Outcome
 from pbft_core.invariants import InvariantChecker
 from pbft_core.messages import (
+    CERT_SIZE,
+    DIGEST_SIZE,
     REPLICA_SIGNED,
+    SHARE_SIZE,
+    SIG_SIZE,
     Checkpoint,
     CommitShare,
     Message,
@@ -84,7 +88,12 @@ def field_strategy(name: str, tp: Any, depth: int) -> st.SearchStrategy[Any]:
         return st.sampled_from(["A", "B", "transfer", "balance", "", "Z"])
     if tp is bytes:
         pool = SEEN.get(name, [])
-        arbitrary = st.binary(min_size=0, max_size=96)
+        # Mostly the sizes the codec lets through (digest, certificate, share), so the bytes
+        # reach the replica; sometimes any size, which the codec must refuse.
+        sized = st.sampled_from([DIGEST_SIZE, CERT_SIZE, SHARE_SIZE, SIG_SIZE])
+        arbitrary = st.one_of(
+            sized.flatmap(lambda size: st.binary(min_size=size, max_size=size)), st.binary(max_size=120)
+        )
         return st.one_of(st.sampled_from(pool), arbitrary) if pool else arbitrary
     origin = typing.get_origin(tp)
     if origin is tuple:

@@ -32,8 +32,9 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 NESTING_MAX = 2
 
 
-def field_strategy(tp: Any, depth: int) -> st.SearchStrategy[Any]:
-    """Any value of type `tp` the codec accepts (ints in range, short strings)."""
+def field_strategy(tp: Any, depth: int, sizes: tuple[int, ...] | None = None) -> st.SearchStrategy[Any]:
+    """Any value of type `tp` the codec accepts (ints in range, short strings, bytes of the
+    field's fixed sizes)."""
     if tp is bool:
         return st.booleans()
     if tp is int:
@@ -41,10 +42,13 @@ def field_strategy(tp: Any, depth: int) -> st.SearchStrategy[Any]:
     if tp is str:
         return st.one_of(st.sampled_from(["A", "B", "transfer", "balance"]), st.text(max_size=STR_FIELD_MAX))
     if tp is bytes:
+        if sizes is not None:
+            return st.sampled_from(sizes).flatmap(lambda size: st.binary(min_size=size, max_size=size))
         return st.one_of(st.binary(max_size=8), st.binary(min_size=32, max_size=32), st.binary(min_size=96, max_size=96))
     origin = typing.get_origin(tp)
     if origin is tuple:
-        return st.lists(field_strategy(typing.get_args(tp)[0], depth + 1), max_size=0 if depth >= NESTING_MAX else 3).map(tuple)
+        item = field_strategy(typing.get_args(tp)[0], depth + 1, sizes)
+        return st.lists(item, max_size=0 if depth >= NESTING_MAX else 3).map(tuple)
     if origin in (typing.Union, UnionType):
         options = typing.get_args(tp)
         inner = [field_strategy(o, depth) for o in options if o is not type(None)]
@@ -57,7 +61,7 @@ def field_strategy(tp: Any, depth: int) -> st.SearchStrategy[Any]:
 def message_strategy(cls: type[Message], depth: int = 0) -> st.SearchStrategy[Message]:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    return st.builds(cls, **{name: field_strategy(hints[name], depth) for name in names})
+    return st.builds(cls, **{name: field_strategy(hints[name], depth, cls.SIZES.get(name)) for name in names})
 
 
 ANY_MESSAGE = st.one_of(*(message_strategy(cls) for cls in MESSAGE_TYPES.values()))

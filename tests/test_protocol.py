@@ -13,7 +13,7 @@ import pytest
 from pbft_core.config import ClusterConfig
 from pbft_core.dispatch import Outcome
 from pbft_core.faults import Attack
-from pbft_core.messages import Message, PrePrepare, Request
+from pbft_core.messages import SHARE_SIZE, Message, PrePrepare, Request
 from pbft_core.runtime.simulator import Simulation
 from tests.support import assert_honest_live_agree, balance, transfer
 
@@ -77,7 +77,7 @@ def test_the_fast_path_comes_back_once_the_silent_replica_answers_again():
 def test_a_backup_with_bad_fast_shares_costs_one_checked_fast_commit_each_until_the_leader_gives_up():
     # n7 signs its messages properly, but its fast-path shares are garbage.
     sim = Simulation(seed=23)
-    sim.replica(7).crypto.sign_fast_share = lambda message: bytes(96)  # type: ignore[method-assign]
+    sim.replica(7).crypto.sign_fast_share = lambda message: bytes(SHARE_SIZE)  # type: ignore[method-assign]
     results = sim.run_transactions(RING * 4)
     assert outcomes(results) == ["committed"] * 40
     leader, backup = sim.replica(1), sim.replica(2)
@@ -286,6 +286,6 @@ def test_a_replica_votes_once_per_checkpoint_so_a_liar_cannot_flood_the_vote_tab
     target = sim.replica(3)
     crypto = sim.replica(5).crypto
     for i in range(50):
-        cp = Checkpoint(10, bytes([i]) * 32, b"s" * 96, 5)
+        cp = Checkpoint(10, bytes([i]) * 32, b"s" * SHARE_SIZE, 5)
         target.step(cp.with_sig(crypto.sign(cp.signing_payload())), 0.0)
     assert sum(len(v) for v in target.checkpoint_votes[10].values()) == 1
