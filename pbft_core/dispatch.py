@@ -2,7 +2,7 @@
 
 Rules (DESIGN §5): transactions are dispatched in file order; one whose client still has a
 request outstanding waits (closed loop), and so does everything after it, so the leader sees
-requests in file order; a balance read also waits until every earlier transaction has an
+requests in file order; a balance read (default bank or SmallBank) also waits until every earlier transaction has an
 outcome, so it reports the balance after the rows above it.
 """
 
@@ -15,6 +15,9 @@ from typing import Protocol
 from .bank import FAILED
 from .client import Completion
 from .messages import Arg, Result
+
+# Transaction kinds that read a balance: the default bank's and SmallBank's.
+READ_KINDS = frozenset({"balance", "sb_balance"})
 
 
 class Outcome(StrEnum):
@@ -68,7 +71,7 @@ class Dispatcher:
             txn = self.transactions[self._next]
             if txn.client in busy:
                 break
-            if txn.kind == "balance" and not all(self._finished[: self._next]):
+            if txn.kind in READ_KINDS and not all(self._finished[: self._next]):
                 break
             out.append(self._next)
             busy.add(txn.client)

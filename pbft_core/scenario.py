@@ -10,8 +10,10 @@ A scenario file is a CSV with the header ``Set Number,Transactions,Live,Byzantin
 
 A row with a set number starts a set and carries its Live / Byzantine / Attack columns; the rows
 after it (empty set number, empty list columns) add transactions to it. ``(S, R, amt)`` is a
-transfer, ``(S)`` a balance read. A file without the Attack column (the older 4-column format)
-means ``crash`` for its Byzantine replicas.
+transfer, ``(S)`` a balance read; a SmallBank operation such as ``(SendPayment(E, B, 10))`` makes
+its set run on a SmallBank state (``pbft_core/smallbank.py``). One cell may hold several
+transactions, ``(A, B, 1), (C)``. Sets play in file order whatever their numbers. A file without
+the Attack column (the older 4-column format) means ``crash`` for its Byzantine replicas.
 
 Everything is checked before anything runs. Any problem raises `ScenarioError`, whose text is
 ``path:LINE: what is wrong`` with LINE the physical line of the file (the header is line 1 when
@@ -25,13 +27,27 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, replace
 
+from .config import ClusterConfig
+from .dispatch import READ_KINDS
 from .faults import ATTACK_KINDS, TARGETED_ATTACKS, Attack
+from .smallbank import (
+    CUSTOMER_LETTERS,
+    OPERATION_ARGUMENTS,
+    OPERATION_TITLES,
+    customer_name,
+    operation_text,
+    scenario_state,
+)
 
 __all__ = [
     "ATTACK_KINDS",
     "MAX_AMOUNT",
+    "QUOTE_CHARS_MAX",
+    "SCENARIO_BYTES_MAX",
+    "SMALLBANK_CUSTOMERS_MAX",
     "TARGETED_ATTACKS",
     "Attack",
     "ScenarioError",
@@ -45,6 +61,16 @@ __all__ = [
 # The attack vocabulary is the fault layer's; a scenario only names attacks.
 # Amounts and set numbers must fit a signed 64-bit integer (wire codec, SQLite).
 MAX_AMOUNT = 2**63 - 1
+# A scenario file is read whole before anything runs; the largest real one is a few kB, so a file
+# above this is a mistake (or /dev/zero), refused before it is read into memory.
+SCENARIO_BYTES_MAX = 8 * 1024 * 1024
+# Cell text quoted in an error is cut to this many characters: a 100 MB line must not become a
+# 100-million-character message.
+QUOTE_CHARS_MAX = 60
+# Highest customer number a SmallBank set may name. The set's state holds every customer up to
+# the highest one named, and a replica that falls behind fetches it as one snapshot: 10,000
+# customers are ~0.25 MB, well inside a CATCH-UP message (200,000 would not fit).
+SMALLBANK_CUSTOMERS_MAX = 10_000
 
 _HEADER_ALIASES: dict[str, str] = {
     "set number": "set",
@@ -82,10 +108,25 @@ _ATTACK = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?", re.ASCII | re.
 _OPENERS = {"(": ")", "[": "]"}
 _CLOSERS = {")": "(", "]": "["}
 _MAX_DIGITS = len(str(MAX_AMOUNT))
+# ``Name(args)``, optionally inside one more pair of parentheses: a SmallBank operation.
+_OPERATION = re.compile(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*\((.*)\)", re.ASCII | re.DOTALL)
+_OPERATION_NAMES = {title.lower(): op for op, title in OPERATION_TITLES.items()} | {
+    op.replace("_", ""): op for op in OPERATION_TITLES
+}
+
+
+def _clip(text: str) -> str:
+    """`text` cut to `QUOTE_CHARS_MAX` characters (marked with an ellipsis when cut)."""
+    return text if len(text) <= QUOTE_CHARS_MAX else text[:QUOTE_CHARS_MAX] + "…"
+
+
+def _quote(text: str) -> str:
+    return repr(_clip(text))
 
 
 class ScenarioError(ValueError):
-    """A scenario file is malformed. ``str(e)`` is ``"path:LINE: message"``."""
+    """A scenario file is malformed. ``str(e)`` is ``"path:LINE: message"`` (``"path: message"``
+    when line is 0: the problem is the whole file)."""
 
     def __init__(self, path: str, line: int, message: str) -> None:
         super().__init__(path, line, message)
@@ -94,19 +135,34 @@ class ScenarioError(ValueError):
         self.message = message
 
     def __str__(self) -> str:
+        if self.line == 0:  # about the whole file (not a regular file, too large)
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
 
 
 @dataclass(frozen=True)
 class Transaction:
-    """One row's transaction: ``(S, R, amount)`` transfer or ``(S)`` balance read."""
+    """One transaction of a set, as the client submits it.
+
+    `kind` is the operation on the wire: ``"transfer"`` ``(S, R, amount)`` and ``"balance"``
+    ``(S,)`` on the default bank, or a SmallBank operation (``"send_payment"``, ...) with integer
+    arguments, customers numbered as in the file (A = 1). `client` is the submitting client: the
+    sender, or the operation's first customer (``E`` for customer 5, ``73`` for customer 73).
+    """
 
     line: int
     client: str
-    kind: str  # "transfer" | "balance"
-    args: tuple[str | int, ...]  # transfer: (S, R, amount) ; balance: (S,)
+    kind: str
+    args: tuple[str | int, ...]
+
+    @property
+    def read_only(self) -> bool:
+        return self.kind in READ_KINDS
 
     def __str__(self) -> str:
+        text = operation_text(self.kind, self.args)
+        if text is not None:
+            return text
         return "(" + ", ".join(str(a) for a in self.args) + ")"
 
 
@@ -120,6 +176,12 @@ class ScenarioSet:
     live: frozenset[int]
     byzantine: frozenset[int]
     attacks: tuple[Attack, ...] = field(default=())
+    # The replicated state the set starts from: "bank" (A–J, 10 each) or "smallbank:N".
+    state: str = "bank"
+
+    def cluster_config(self, base: ClusterConfig) -> ClusterConfig:
+        """`base` with this set's initial state (the state is the file's to choose)."""
+        return base if base.state == self.state else replace(base, state=self.state)
 
 
 class _CellError(Exception):
@@ -173,7 +235,7 @@ def _split_fields(line: str) -> list[str]:
                 k += 1
             if k < end and line[k] != ",":
                 raise _CellError(
-                    f"unexpected text {line[k : k + 12]!r} after the closing quote "
+                    f"unexpected text {_quote(line[k : k + 12])} after the closing quote "
                     f"in column {len(fields) + 1}"
                 )
             fields.append("".join(buf))
@@ -188,7 +250,7 @@ def _split_fields(line: str) -> list[str]:
                     if stack[-1] != _CLOSERS[c]:
                         raise _CellError(
                             f"mismatched {c!r} in column {len(fields) + 1}: "
-                            f"{line[i : k + 1].strip()!r}"
+                            f"{_quote(line[i : k + 1].strip())}"
                         )
                     stack.pop()
                 elif c == "," and not stack:
@@ -196,7 +258,7 @@ def _split_fields(line: str) -> list[str]:
                 k += 1
             if stack:
                 raise _CellError(
-                    f"unclosed {stack[-1]!r} in column {len(fields) + 1}: {line[i:k].strip()!r}"
+                    f"unclosed {stack[-1]!r} in column {len(fields) + 1}: {_quote(line[i:k].strip())}"
                 )
             fields.append(line[i:k])
         if k >= end:
@@ -227,43 +289,79 @@ def _split_top(text: str, separators: str) -> list[str]:
 def _positive_int(text: str, what: str) -> int:
     if _UINT.fullmatch(text):
         if len(text.lstrip("0")) > _MAX_DIGITS or int(text) > MAX_AMOUNT:
-            raise _CellError(f"{what} {text} is too large (at most {MAX_AMOUNT})")
+            raise _CellError(f"{what} {_clip(text)} is too large (at most {MAX_AMOUNT})")
         value = int(text)
         if value == 0:
             raise _CellError(f"{what} must be positive, got {text}")
         return value
     if _INT_LIKE.fullmatch(text):
-        raise _CellError(f"{what} must be positive, got {text}")
+        raise _CellError(f"{what} must be positive, got {_clip(text)}")
     if _NUMBER_LIKE.fullmatch(text):
-        raise _CellError(f"{what} must be a whole number, got {text}")
-    raise _CellError(f"{what} must be a positive integer, got {text!r}")
+        raise _CellError(f"{what} must be a whole number, got {_clip(text)}")
+    raise _CellError(f"{what} must be a positive integer, got {_quote(text)}")
+
+
+def _parse_cell(cell: str, accounts: tuple[str, ...], line: int) -> list[Transaction]:
+    """The transactions of one Transactions cell, in order: ``(A, B, 1), (C), (D, E, 2)``.
+
+    An error in a cell of several items names the item (``item 14 of 100: ...``) and quotes
+    only that item.
+    """
+    # A cell without any parenthesis is one malformed transaction, not a list of names.
+    items = [item.strip() for item in _split_top(cell, ",")] if "(" in cell else [cell]
+    transactions: list[Transaction] = []
+    for number, item in enumerate(items, start=1):
+        try:
+            if not item:
+                raise _CellError("empty item (two commas in a row, or a comma at the end)")
+            transactions.append(_parse_item(item, accounts, line))
+        except _CellError as e:
+            if len(items) > 1:
+                raise _CellError(f"item {number} of {len(items)}: {e}") from None
+            raise
+    return transactions
+
+
+def _parse_item(item: str, accounts: tuple[str, ...], line: int) -> Transaction:
+    """One transaction: ``(S, R, amount)``, ``(S)``, or a SmallBank operation with or without
+    outer parentheses (``(SendPayment(E, B, 10))``, ``balance(73)``)."""
+    body = item
+    if item.startswith("(") and item.endswith(")") and _OPERATION.fullmatch(item[1:-1].strip()):
+        body = item[1:-1].strip()
+    m = _OPERATION.fullmatch(body)
+    if m is not None:
+        return _parse_operation(m.group(1), m.group(2), f'"{_clip(item)}"', line)
+    return _parse_transaction(item, accounts, line)
 
 
 def _parse_transaction(cell: str, accounts: tuple[str, ...], line: int) -> Transaction:
-    shown = f'"{cell}"'
+    shown = f'"{_clip(cell)}"'
+    expected = "(S, R, amount) or (S)"
     if not (cell.startswith("(") and cell.endswith(")")):
-        raise _CellError(f"transaction {shown} must look like (S, R, amount) or (S)")
+        raise _CellError(
+            f"transaction {shown} must look like {expected}, or an operation like SendPayment(A, B, 10)"
+        )
     inner = cell[1:-1]
     if any(c in inner for c in "()[]"):
-        raise _CellError(f"transaction {shown} must look like (S, R, amount) or (S)")
+        raise _CellError(
+            f"transaction {shown} must look like {expected}, or an operation like SendPayment(A, B, 10)"
+        )
     parts = [p.strip() for p in inner.split(",")]
     if any(p == "" for p in parts):
         raise _CellError(f"transaction {shown} has an empty field")
     if len(parts) not in (1, 3):
-        raise _CellError(
-            f"transaction {shown} has {len(parts)} fields; expected (S, R, amount) or (S)"
-        )
+        raise _CellError(f"transaction {shown} has {len(parts)} fields; expected {expected}")
     for name in parts[:2] if len(parts) == 3 else parts:
         if name not in accounts:
             hint = ""
             if name.upper() in accounts or name.lower() in accounts:
                 hint = " (account names are case-sensitive)"
-            raise _CellError(f"unknown account {name!r} in transaction {shown}{hint}")
+            raise _CellError(f"unknown account {_quote(name)} in transaction {shown}{hint}")
     if len(parts) == 1:
         return Transaction(line, parts[0], "balance", (parts[0],))
     sender, receiver, amount_text = parts
     if sender == receiver:
-        raise _CellError(f"sender and receiver are both {sender!r} in transaction {shown}")
+        raise _CellError(f"sender and receiver are both {_quote(sender)} in transaction {shown}")
     try:
         amount = _positive_int(amount_text, "amount")
     except _CellError as e:
@@ -271,13 +369,81 @@ def _parse_transaction(cell: str, accounts: tuple[str, ...], line: int) -> Trans
     return Transaction(line, sender, "transfer", (sender, receiver, amount))
 
 
+# ---- SmallBank operations -------------------------------------------------------------------
+
+
+def _parse_operation(name: str, args_text: str, shown: str, line: int) -> Transaction:
+    op = _OPERATION_NAMES.get(name.replace(" ", "").replace("_", "").lower())
+    if op is None:
+        known = ", ".join(OPERATION_TITLES.values())
+        raise _CellError(f"unknown operation {_quote(name)} in {shown} (known: {known})")
+    kinds = OPERATION_ARGUMENTS[op]
+    texts = [a.strip() for a in args_text.split(",")] if args_text.strip() else []
+    title = OPERATION_TITLES[op]
+    if len(texts) != len(kinds):
+        raise _CellError(
+            f"{title} takes {len(kinds)} argument{'s' if len(kinds) > 1 else ''} "
+            f"({', '.join(kinds)}), got {len(texts)} in {shown}"
+        )
+    args: list[int] = []
+    for kind, text in zip(kinds, texts, strict=True):
+        if not text:
+            raise _CellError(f"empty argument in {shown}")
+        args.append(_customer(text, shown) if kind == "customer" else _signed_amount(text, shown))
+    return Transaction(line, customer_name(args[0]), op, tuple(args))
+
+
+def _customer(text: str, shown: str) -> int:
+    """A customer: a letter A–J (any case; customers 1–10) or a number 1..the maximum."""
+    if len(text) == 1 and text.upper() in CUSTOMER_LETTERS:
+        return CUSTOMER_LETTERS.index(text.upper()) + 1
+    # The length check keeps int() off a huge digit string.
+    if _UINT.fullmatch(text) and len(text) <= len(str(SMALLBANK_CUSTOMERS_MAX)):
+        customer = int(text)
+        if 1 <= customer <= SMALLBANK_CUSTOMERS_MAX:
+            return customer
+    raise _CellError(
+        f"unknown customer {_quote(text)} in {shown} "
+        f"(customers are A–J or numbers 1–{SMALLBANK_CUSTOMERS_MAX})"
+    )
+
+
+def _signed_amount(text: str, shown: str) -> int:
+    """Any whole number in the signed 64-bit range: whether the operation can be carried out
+    with it (a negative deposit, say) is the operation's to decide, at run time."""
+    if _INT_LIKE.fullmatch(text):
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) <= _MAX_DIGITS and abs(int(text)) <= MAX_AMOUNT:
+            return int(text)
+        raise _CellError(f"amount {_clip(text)} is too large (at most {MAX_AMOUNT}) in {shown}")
+    if _NUMBER_LIKE.fullmatch(text):
+        raise _CellError(f"amount must be a whole number, got {_clip(text)} in {shown}")
+    raise _CellError(f"amount must be an integer, got {_quote(text)} in {shown}")
+
+
+def _as_smallbank(t: Transaction) -> Transaction:
+    """A default-bank transaction in a SmallBank set: ``(A, B, 3)`` is SendPayment(A, B, 3) and
+    ``(A)`` is Balance(A) (a transfer moves checking money, as SendPayment does)."""
+    if t.kind in OPERATION_ARGUMENTS:
+        return t
+    customers = [CUSTOMER_LETTERS.index(str(a)) + 1 for a in t.args[:2] if isinstance(a, str)]
+    if t.kind == "transfer":
+        return replace(t, kind="send_payment", args=(customers[0], customers[1], t.args[2]))
+    return replace(t, kind="sb_balance", args=(customers[0],))
+
+
+def _highest_customer(t: Transaction) -> int:
+    kinds = OPERATION_ARGUMENTS[t.kind]
+    return max(int(a) for kind, a in zip(kinds, t.args, strict=True) if kind == "customer")
+
+
 def _parse_node(text: str, n: int, column: str) -> int:
     m = _NODE.fullmatch(text)
     if not m:
-        raise _CellError(f"{column}: expected a replica name like n1 (or S1), got {text!r}")
+        raise _CellError(f"{column}: expected a replica name like n1 (or S1), got {_quote(text)}")
     digits = m.group(1)
     if len(digits) > 6 or not 1 <= int(digits) <= n:
-        raise _CellError(f"{column}: replica {text!r} does not exist (replicas are n1..n{n})")
+        raise _CellError(f"{column}: replica {_quote(text)} does not exist (replicas are n1..n{n})")
     return int(digits)
 
 
@@ -290,7 +456,7 @@ def _parse_nodes(text: str, n: int, column: str, *, what: str = "list") -> tuple
     for item in re.split(r"[,;]", text):
         item = item.strip()
         if not item:
-            raise _CellError(f"{column}: empty entry in {what} {text!r}")
+            raise _CellError(f"{column}: empty entry in {what} {_quote(text)}")
         node = _parse_node(item, n, column)
         if node in ids:
             raise _CellError(f"{column}: replica n{node} listed twice")
@@ -303,7 +469,7 @@ def _list_body(cell: str, column: str, example: str) -> str:
     if cell == "":
         return ""
     if not (cell.startswith("[") and cell.endswith("]")):
-        raise _CellError(f"{column}: expected a list like {example} or [], got {cell!r}")
+        raise _CellError(f"{column}: expected a list like {example} or [], got {_quote(cell)}")
     return cell[1:-1].strip()
 
 
@@ -314,7 +480,12 @@ def _parse_node_list(cell: str, n: int, column: str) -> frozenset[int]:
 
 def _parse_attacks(cell: str, n: int) -> tuple[Attack, ...]:
     column = "Attack"
-    body = _list_body(cell, column, "[time; dark(n6)]")
+    # Brackets are optional here (``sign``, ``time; dark(n6)``): attacks read unambiguously
+    # without them. A cell that opens or closes a bracket must do both.
+    if cell.startswith("[") or cell.endswith("]"):
+        body = _list_body(cell, column, "[time; dark(n6)]")
+    else:
+        body = cell
     if not body:
         return ()
     attacks: list[Attack] = []
@@ -322,15 +493,17 @@ def _parse_attacks(cell: str, n: int) -> tuple[Attack, ...]:
     for item in _split_top(body, ";,"):
         item = item.strip()
         if not item:
-            raise _CellError(f"Attack: empty entry in {cell!r}")
+            raise _CellError(f"Attack: empty entry in {_quote(cell)}")
         m = _ATTACK.fullmatch(item)
         if not m:
-            raise _CellError(f"Attack: cannot read {item!r} (expected e.g. crash or dark(n6))")
+            raise _CellError(
+                f"Attack: cannot read {_quote(item)} (expected e.g. crash or dark(n6))"
+            )
         kind = m.group(1).lower()
         args = m.group(2)
         if kind not in ATTACK_KINDS:
             raise _CellError(
-                f"Attack: unknown attack {m.group(1)!r} (known: {', '.join(ATTACK_KINDS)})"
+                f"Attack: unknown attack {_quote(m.group(1))} (known: {', '.join(ATTACK_KINDS)})"
             )
         if kind in seen:
             hint = f" (put all targets in one: {kind}(n6, n7))" if kind in TARGETED_ATTACKS else ""
@@ -343,7 +516,7 @@ def _parse_attacks(cell: str, n: int) -> tuple[Attack, ...]:
             attacks.append(Attack(kind, targets))
         else:
             if args is not None:
-                raise _CellError(f"Attack: {kind} takes no targets, got {item!r}")
+                raise _CellError(f"Attack: {kind} takes no targets, got {_quote(item)}")
             attacks.append(Attack(kind, ()))
     return tuple(attacks)
 
@@ -367,7 +540,7 @@ def _read_header(fields: list[str]) -> dict[str, int]:
             if len(fields) == 1 and (";" in raw or "\t" in raw):
                 hint = " (columns must be separated by commas)"
             raise _CellError(
-                f"unknown column {raw.strip()!r} in the header{hint}; expected {_EXPECTED_HEADER}"
+                f"unknown column {_quote(raw.strip())} in the header{hint}; expected {_EXPECTED_HEADER}"
             )
         if key in columns:
             raise _CellError(f"column {_COLUMN_TITLES[key]!r} appears twice in the header")
@@ -393,13 +566,28 @@ class _OpenSet:
     def close(self, path: str) -> ScenarioSet:
         if not self.transactions:
             raise ScenarioError(path, self.line, f"set {self.number} has no transactions")
+        transactions = self.transactions
+        state = "bank"
+        if any(t.kind in OPERATION_ARGUMENTS for t in transactions):
+            for t in transactions:
+                legacy = [a for a in t.args if isinstance(a, str)]
+                if any(a not in CUSTOMER_LETTERS for a in legacy):
+                    raise ScenarioError(
+                        path,
+                        t.line,
+                        f"transaction {t} names an account that is not a "
+                        "SmallBank customer (A–J), in a set with SmallBank operations",
+                    )
+            transactions = [_as_smallbank(t) for t in transactions]
+            state = "smallbank"  # sized once the whole file is read (parse_scenario)
         return ScenarioSet(
             self.number,
             self.line,
-            tuple(self.transactions),
+            tuple(transactions),
             self.live,
             self.byzantine,
             self.attacks,
+            state,
         )
 
 
@@ -417,7 +605,7 @@ def parse_scenario(
     columns: dict[str, int] | None = None
     sets: list[ScenarioSet] = []
     current: _OpenSet | None = None
-    last_number = 0
+    set_lines: dict[int, int] = {}  # set number -> the line that opened it
 
     for lineno, raw_line in enumerate(lines, start=1):
         try:
@@ -439,9 +627,7 @@ def parse_scenario(
             continue
 
         try:
-            current, last_number = _read_row(
-                cells, columns, lineno, current, last_number, sets, path, n, accounts
-            )
+            current = _read_row(cells, columns, lineno, current, set_lines, sets, path, n, accounts)
         except _CellError as e:
             raise ScenarioError(path, lineno, str(e)) from None
 
@@ -452,7 +638,18 @@ def parse_scenario(
         sets.append(current.close(path))
     if not sets:
         raise ScenarioError(path, last_line, "no sets in the file")
-    return sets
+    return _size_smallbank_states(sets)
+
+
+def _size_smallbank_states(sets: list[ScenarioSet]) -> list[ScenarioSet]:
+    """Every SmallBank set of a file gets one state, holding every customer the file names (at
+    least A–J), so a set looks the same whichever sets a run selects."""
+    operations = [t for s in sets if s.state != "bank" for t in s.transactions]
+    if not operations:
+        return sets
+    customers = max(len(CUSTOMER_LETTERS), *(_highest_customer(t) for t in operations))
+    state = scenario_state(customers)
+    return [s if s.state == "bank" else replace(s, state=state) for s in sets]
 
 
 def _read_row(
@@ -460,12 +657,12 @@ def _read_row(
     columns: dict[str, int],
     lineno: int,
     current: _OpenSet | None,
-    last_number: int,
+    set_lines: dict[int, int],
     sets: list[ScenarioSet],
     path: str,
     n: int,
     accounts: tuple[str, ...],
-) -> tuple[_OpenSet | None, int]:
+) -> _OpenSet | None:
     def cell(key: str) -> str:
         index = columns.get(key)
         return cells[index] if index is not None and index < len(cells) else ""
@@ -474,18 +671,17 @@ def _read_row(
     for index, value in enumerate(cells):
         if value and index not in named:
             raise _CellError(
-                f"unexpected value {value!r} in column {index + 1}, which has no header"
+                f"unexpected value {_quote(value)} in column {index + 1}, which has no header"
             )
 
     set_cell = cell("set")
     txn_cell = cell("transactions")
     if set_cell:
         number = _positive_int(set_cell, "set number")
-        if number == last_number or any(s.number == number for s in sets):
-            raise _CellError(f"set number {number} is used twice")
-        if number < last_number:
+        # Any order is fine (sets play in file order), but `--sets` selects by number.
+        if number in set_lines:
             raise _CellError(
-                f"set number {number} comes after set {last_number}; numbers must increase"
+                f"set number {number} is used twice (lines {set_lines[number]} and {lineno})"
             )
         live = _parse_node_list(cell("live"), n, "Live")
         byzantine = _parse_node_list(cell("byzantine"), n, "Byzantine")
@@ -502,7 +698,7 @@ def _read_row(
         if current is not None:
             sets.append(current.close(path))
         current = _OpenSet(number, lineno, live, byzantine, attacks, [])
-        last_number = number
+        set_lines[number] = lineno
     else:
         for key in ("live", "byzantine", "attack"):
             if cell(key):
@@ -515,8 +711,8 @@ def _read_row(
         if not txn_cell:
             raise _CellError("row without a set number has no transaction")
     if txn_cell:
-        current.transactions.append(_parse_transaction(txn_cell, accounts, lineno))
-    return current, last_number
+        current.transactions.extend(_parse_cell(txn_cell, accounts, lineno))
+    return current
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -534,10 +730,26 @@ def _decode(data: bytes, path: str) -> str:
 
 
 def parse_scenario_file(path: str | os.PathLike[str]) -> list[ScenarioSet]:
-    """Read `path` (UTF-8, optional BOM) and parse it with `parse_scenario`."""
+    """Read `path` (UTF-8, optional BOM) and parse it with `parse_scenario`.
+
+    Only a regular file of at most `SCENARIO_BYTES_MAX` bytes is read: a device (``/dev/zero``)
+    or a pipe would never end, or block, and a huge file would be read whole into memory. Such a
+    file raises `ScenarioError` with line 0 (the whole file); a file that cannot be opened
+    raises `OSError`.
+    """
     name = os.fspath(path)
+    info = os.stat(name)  # before opening: opening a FIFO blocks until a writer comes
+    if not stat.S_ISREG(info.st_mode):
+        raise ScenarioError(name, 0, "not a regular file (a scenario file must be a plain file)")
     with open(name, "rb") as f:
-        data = f.read()
+        data = f.read(SCENARIO_BYTES_MAX + 1)  # + 1: a file that grew since stat is caught too
+    if len(data) > SCENARIO_BYTES_MAX:
+        raise ScenarioError(
+            name,
+            0,
+            f"file is larger than {SCENARIO_BYTES_MAX // (1024 * 1024)} MiB "
+            "(scenario files are limited to SCENARIO_BYTES_MAX)",
+        )
     return parse_scenario(_decode(data, name), path=name)
 
 
@@ -561,7 +773,9 @@ def select_sets(sets: list[ScenarioSet], spec: str) -> list[ScenarioSet]:
         item = part.strip()
         m = re.fullmatch(r"([0-9]+)\s*(?:-\s*([0-9]+))?", item, re.ASCII)
         if not m:
-            raise ValueError(f"bad set selection {item!r} in {spec!r}; expected e.g. 1,3-5")
+            raise ValueError(
+                f"bad set selection {_quote(item)} in {_quote(spec)}; expected e.g. 1,3-5"
+            )
         low = int(m.group(1))
         if m.group(2) is None:
             if low not in numbers:
@@ -570,7 +784,7 @@ def select_sets(sets: list[ScenarioSet], spec: str) -> list[ScenarioSet]:
             continue
         high = int(m.group(2))
         if low > high:
-            raise ValueError(f"bad set range {item!r}: {low} > {high}")
+            raise ValueError(f"bad set range {_quote(item)}: {low} > {high}")
         hits = {x for x in numbers if low <= x <= high}
         if not hits:
             raise ValueError(

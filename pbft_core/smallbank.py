@@ -296,3 +296,90 @@ def read_workload(path: Path) -> tuple[WorkloadSpec, list[Transaction]]:
     if not transactions:
         raise WorkloadError(f"{path}: no transactions")
     return spec, transactions
+
+
+# ---- scenario-file form -----------------------------------------------------------------------
+#
+# Scenario files (docs/scenarios.md) name the six transactions as the SmallBank papers do
+# (``SendPayment(E, B, 10)``) and customers by a letter A–J (customers 1–10) or by number. A
+# scenario's customer k is the state's customer k, so `pbft inspect db` shows E's balances as
+# S5/C5; customer 0 of the state exists (the bench numbers from 0) but no scenario names it.
+
+# Readable name of each operation, in the mix's order.
+OPERATION_TITLES: dict[str, str] = {
+    "amalgamate": "Amalgamate",
+    "sb_balance": "Balance",
+    "deposit_checking": "DepositChecking",
+    "send_payment": "SendPayment",
+    "transact_savings": "TransactSavings",
+    "write_check": "WriteCheck",
+}
+# What each argument is: "customer" or "amount" (an amount may be any integer: the operation
+# decides whether it can be carried out, as in the bank).
+OPERATION_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "amalgamate": ("customer", "customer"),
+    "sb_balance": ("customer",),
+    "deposit_checking": ("customer", "amount"),
+    "send_payment": ("customer", "customer", "amount"),
+    "transact_savings": ("customer", "amount"),
+    "write_check": ("customer", "amount"),
+}
+CUSTOMER_LETTERS = "ABCDEFGHIJ"  # customers 1..10, the ten accounts of the default bank
+
+
+def customer_name(customer: int) -> str:
+    """``E`` for customer 5, ``73`` for customer 73: the letter where the file could use one."""
+    if 1 <= customer <= len(CUSTOMER_LETTERS):
+        return CUSTOMER_LETTERS[customer - 1]
+    return str(customer)
+
+
+def operation_text(op: str, args: tuple[Arg, ...] | list[Arg]) -> str | None:
+    """``SendPayment(E, B, 10)`` for ``send_payment(5, 2, 10)``; None if `op` is not a SmallBank
+    operation or its arguments do not have the operation's shape (shown raw by the caller)."""
+    kinds = OPERATION_ARGUMENTS.get(op)
+    if kinds is None or len(args) != len(kinds) or not all(type(a) is int for a in args):
+        return None
+    shown = [
+        customer_name(a) if kind == "customer" else str(a)  # type: ignore[arg-type]
+        for kind, a in zip(kinds, args, strict=True)
+    ]
+    return f"{OPERATION_TITLES[op]}({', '.join(shown)})"
+
+
+def scenario_state(customers: int) -> str:
+    """The `ClusterConfig.state` of a scenario set naming customers up to `customers`."""
+    return f"smallbank:{customers + 1}"  # + customer 0, which scenario files never name
+
+
+def write_scenario_csv(
+    path: Path,
+    sets: list[list[Transaction]],
+    *,
+    live: str = "[n1, n2, n3, n4, n5, n6, n7]",
+    byzantine: str = "[]",
+    attack: str = "[]",
+) -> None:
+    """A scenario file (docs/scenarios.md) with one set per list of `sets`, numbered from 1.
+
+    Customers are written one-based (the generator draws 0..N-1, the file names 1..N), so a
+    ten-customer workload reads A..J. `live`, `byzantine` and `attack` are written as given on
+    every set's first row.
+    """
+
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("Set Number,Transactions,Live,Byzantine,Attack\r\n")
+        for number, transactions in enumerate(sets, start=1):
+            for row, t in enumerate(transactions):
+                shifted = tuple(
+                    a + 1 if kind == "customer" else a
+                    for kind, a in zip(OPERATION_ARGUMENTS[t.op], t.args, strict=True)
+                )
+                text = cell(operation_text(t.op, shifted) or "")
+                if row == 0:
+                    out.write(f"{number},{text},{cell(live)},{cell(byzantine)},{cell(attack)}\r\n")
+                else:
+                    out.write(f",{text},,,\r\n")

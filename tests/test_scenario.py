@@ -330,7 +330,8 @@ def test_bad_transaction_on_first_row() -> None:
         ('"[n1, , n2]"', "[]", "[]", "empty entry"),
         ("n1", "[]", "[]", "expected a list like"),
         ("[n1]", "n1", "[crash]", "expected a list like"),
-        ("[n1]", "[n1]", "crash", "expected a list like"),
+        ("[n1]", "[n1]", '"[crash"', "expected a list like"),
+        ("[n1]", "[n1]", '"crash]"', "expected a list like"),
         ("[n1]", "[n1]", "[boom]", "unknown attack 'boom'"),
         ("[n1]", "[n1]", "[dark]", "dark needs at least one target"),
         ("[n1]", "[n1]", "[dark()]", "dark needs at least one target"),
@@ -389,9 +390,9 @@ def test_row_with_only_stray_cells_is_rejected() -> None:
         ("2.5", "set number must be a whole number"),
         ("two", "set number must be a positive integer"),
         ("#", "set number must be a positive integer"),
-        ("1", "set number 1 is used twice"),
-        ("3", "set number 3 is used twice"),
-        ("2", "set number 2 comes after set 3"),
+        ("1", r"set number 1 is used twice \(lines 2 and 4\)"),
+        ("3", r"set number 3 is used twice \(lines 3 and 4\)"),
+        ("`9", "set number must be a positive integer, got '`9'"),
     ],
 )
 def test_bad_set_numbers(number: str, match: str) -> None:

@@ -26,6 +26,7 @@ from pbft_core.scenario import (
     parse_scenario,
     parse_scenario_file,
 )
+from pbft_core.smallbank import OPERATION_ARGUMENTS, customer_name, customers_of
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ACCOUNTS = tuple("ABCDEFGHIJ")
@@ -37,7 +38,20 @@ SEEDS = [p.read_text(encoding="utf-8") for p in sorted(DATA.glob("*.csv"))] + [
     ",(B),,,,,\n,,,,,,\n2,,[],[],[]\n,(C, D, 1),,,\n",
 ]
 CHARS = ',"()[];: \t\r\nnNsSxAZJaz0123456789-.+é\ufeff\x00'
-ALPHABET = [*CHARS, "dark", "crash", "(n8)", "[n1]", "(A, B, 1)", "1,(A),[n1],[n1],[crash]"]
+ALPHABET = [
+    *CHARS,
+    *"`;",
+    "dark",
+    "crash",
+    "(n8)",
+    "[n1]",
+    "(A, B, 1)",
+    "1,(A),[n1],[n1],[crash]",
+    "SendPayment(A, B, 1)",
+    "(balance(73))",
+    "Amalgamate(",
+    "), (",
+]
 SETTINGS = settings(
     max_examples=250,
     deadline=None,
@@ -70,7 +84,7 @@ def check_well_formed(sets: list[ScenarioSet], text: str) -> None:
     last_line = physical_line_count(text)
     lines = numbered_lines(text)
     numbers = [s.number for s in sets]
-    assert numbers == sorted(set(numbers)) and numbers[0] >= 1
+    assert len(set(numbers)) == len(numbers) and min(numbers) >= 1  # unique, any order
     for s in sets:
         assert s.transactions
         # A set's line is the row that opens it: its first cell is the set's number.
@@ -80,6 +94,9 @@ def check_well_formed(sets: list[ScenarioSet], text: str) -> None:
         for a in s.attacks:
             assert a.kind in ATTACK_KINDS
             assert bool(a.targets) == (a.kind in TARGETED_ATTACKS)
+        if s.state != "bank":
+            check_smallbank_set(s, last_line)
+            continue
         for t in s.transactions:
             assert s.line <= t.line <= last_line
             assert t.client == t.args[0] and t.client in ACCOUNTS
@@ -88,6 +105,20 @@ def check_well_formed(sets: list[ScenarioSet], text: str) -> None:
                 assert isinstance(t.args[2], int) and t.args[2] > 0
             else:
                 assert t.kind == "balance" and len(t.args) == 1
+
+
+def check_smallbank_set(s: ScenarioSet, last_line: int) -> None:
+    """Every transaction of a SmallBank set is an operation on customers the state holds."""
+    customers = customers_of(s.state)
+    assert customers is not None and customers > len(ACCOUNTS)
+    for t in s.transactions:
+        assert s.line <= t.line <= last_line
+        kinds = OPERATION_ARGUMENTS[t.kind]
+        assert len(t.args) == len(kinds) and all(type(a) is int for a in t.args)
+        for kind, a in zip(kinds, t.args, strict=True):
+            if kind == "customer":
+                assert 1 <= a < customers
+        assert t.client == customer_name(int(t.args[0]))
 
 
 def parse_or_located_error(text: str) -> None:

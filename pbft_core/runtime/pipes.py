@@ -764,7 +764,7 @@ def run_set(
     on_progress: ProgressCallback | None = None,
 ) -> SetResult:
     """Play one scenario set on a fresh cluster of worker processes; see the module docstring."""
-    config = options.config
+    config = scenario_set.cluster_config(options.config)
     started_at, t_start = time.time(), time.monotonic()
     number = scenario_set.number
     live = sorted(r for r in scenario_set.live if r in config.replica_ids)
@@ -842,8 +842,8 @@ def run_set(
             in_flight[txn.client] = index
             if first_submit_ms is None:
                 first_submit_ms = now
-            op = "transfer" if txn.kind == "transfer" else "balance"
-            host.submit(txn.client, op, tuple(txn.args), now, read_only=txn.kind == "balance")
+            # A transaction's kind is its operation (transfer, balance, send_payment, ...).
+            host.submit(txn.client, txn.kind, tuple(txn.args), now, read_only=txn.read_only)
         host.send()
 
     host = ClientHost(cluster, clients, complete, live)

@@ -42,7 +42,7 @@ from typing import Any
 from ..client import Client, ClientReady, Completion
 from ..config import ACCOUNTS, ClusterConfig
 from ..crypto import NodeCrypto, SimCrypto
-from ..dispatch import Dispatcher, TransactionLike, TransactionOutcome
+from ..dispatch import READ_KINDS, Dispatcher, TransactionLike, TransactionOutcome
 from ..durable import DurableLog
 from ..faults import Attack, ByzantineReplica
 from ..messages import DecodeError, Message, Reply, Request, decode, encode
@@ -568,8 +568,8 @@ class Simulation:
             for index in dispatcher.next_submissions(set(in_flight)):
                 txn = transactions[index]
                 in_flight[txn.client] = index
-                self.submit(txn.client, "transfer" if txn.kind == "transfer" else "balance",
-                            tuple(txn.args), read_only=txn.kind == "balance")
+                # A transaction's kind is its operation (transfer, balance, send_payment, ...).
+                self.submit(txn.client, txn.kind, tuple(txn.args), read_only=txn.kind in READ_KINDS)
 
         def on_completion(client: str, completion: Any) -> None:
             dispatcher.complete(in_flight.pop(client), completion)

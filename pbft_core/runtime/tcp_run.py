@@ -60,7 +60,7 @@ def run_set_tcp(
 ) -> SetResult:
     """Play one scenario set on a fresh cluster of `pbft node` processes; see the docstring."""
     del on_event  # events stay in each node's log file (see the module docstring)
-    config = options.config
+    config = scenario_set.cluster_config(options.config)
     started_at, t_start = time.time(), time.monotonic()
     number = scenario_set.number
     directory = set_dir(run_dir, number)
@@ -233,9 +233,9 @@ class _Driver:
                 txn = self.transactions[index]
                 if self.first_submit_ms is None:
                     self.first_submit_ms = self._now_ms()
-                read = txn.kind == "balance"
-                op = "balance" if read else "transfer"
-                in_flight[pool.submit(txn.client, op, tuple(txn.args), read_only=read)] = index
+                # A transaction's kind is its operation (transfer, balance, send_payment, ...).
+                read = txn.read_only
+                in_flight[pool.submit(txn.client, txn.kind, tuple(txn.args), read_only=read)] = index
 
         submit()
         while not self.dispatcher.done:
