@@ -38,6 +38,14 @@ and makes a hijacked or replayed stream useless.
 A session payload starts with a kind byte: ``M`` a protocol message (wire codec), ``Q`` a
 status query (clients only), ``S`` a status answer (msgpack map).
 
+**Hostile peers.** Every bound is checked before the work it bounds. A client connection reads
+frames of at most `CLIENT_FRAME_BYTES_MAX` (a request is small; the codec's 8 MiB limit is for
+replicas' batches and snapshots), and `peek_message_tag` reads a message's tag from the msgpack
+array header without decoding the body, so a client's frame that is not a REQUEST is refused
+before the codec sees it. Nothing a malformed handshake contains escapes `Acceptor` or `Dialer`
+as anything but a `HandshakeError` (names are parsed as strict ASCII: ``"²".isdigit()`` is
+true in Python).
+
 Everything here is sans-I/O except `read_frame`, which reads one frame from an asyncio
 `StreamReader` with the size limit and the body deadline.
 """
@@ -67,6 +75,13 @@ HEADER_SIZE = HEADER.size
 SEAL_OVERHEAD = SecretBox.MACBYTES
 # Payload kind byte + the MAC on top of the largest protocol message.
 FRAME_SIZE_MAX = MESSAGE_SIZE_MAX + 1 + SEAL_OVERHEAD
+# What a client may send in one frame: a REQUEST or a status query. An honest request is a client
+# name, a timestamp, an operation and a few short arguments, a few hundred bytes; 64 KiB leaves
+# ample room and bounds what an authenticated client can make a replica decrypt and decode per
+# frame (a frame at the codec's MESSAGE_SIZE_MAX took 2.5 s of CPU and 550 MB to decode).
+CLIENT_FRAME_BYTES_MAX = 64 * 1024
+# The request inside such a frame, once the kind byte and the MAC are taken off.
+CLIENT_REQUEST_BYTES_MAX = CLIENT_FRAME_BYTES_MAX - 1 - SEAL_OVERHEAD
 # An AUTH frame of a client pool carries one name and one signature per identity (at most
 # ~140 bytes each). Handshake frames come from unauthenticated peers: with the cap on
 # concurrent handshakes this bounds what strangers can make a replica buffer (64 MiB).
@@ -112,6 +127,15 @@ class HandshakeError(FrameError):
         self.reason = reason
 
 
+class PeerMisbehaved(FrameError):
+    """An authenticated peer sent what its role never sends (a client's non-request message,
+    an unknown payload kind): the connection is closed and `reason` counted."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 # ---- frames --------------------------------------------------------------------------------
 
 
@@ -132,6 +156,32 @@ async def read_frame(reader: asyncio.StreamReader, size_max: int, body_timeout_s
             return await reader.readexactly(size)
     except TimeoutError:
         raise FrameTimeout(f"frame body of {size} bytes not received in {body_timeout_s} s") from None
+
+
+def peek_message_tag(data: bytes | memoryview) -> int | None:
+    """The tag of the wire-codec message `data` holds, read from its first bytes only, or None
+    if it does not start like one (a msgpack array whose first item is a small int).
+
+    The codec writes ``[tag, field, ...]`` and tags are small, so a message starts with an array
+    header (fixarray ``0x90``-``0x9f``, array16 ``0xdc`` + 2 bytes, array32 ``0xdd`` + 4 bytes)
+    followed by a positive fixint. Reading two to six bytes lets a shell refuse a message of the
+    wrong kind before paying for decoding its body (which can be megabytes)."""
+    if len(data) < 2:
+        return None
+    head = data[0]
+    if 0x90 <= head <= 0x9F:
+        if head == 0x90:
+            return None  # an empty array has no tag
+        at = 1
+    elif head == 0xDC:
+        at = 3
+    elif head == 0xDD:
+        at = 5
+    else:
+        return None
+    if len(data) <= at or data[at] > 0x7F:
+        return None
+    return data[at]
 
 
 # ---- session -------------------------------------------------------------------------------
@@ -176,13 +226,23 @@ class PeerIdentity:
 
     @property
     def replica(self) -> int | None:
-        return int(self.names[0][1:]) if self.role == ROLE_REPLICA else None
+        return replica_of_name(self.names[0]) if self.role == ROLE_REPLICA else None
 
     @property
     def label(self) -> str:
         if len(self.names) == 1:
             return self.names[0]
         return f"{self.names[0]}+{len(self.names) - 1}"
+
+
+def replica_of_name(name: str) -> int | None:
+    """3 for ``"n3"``; None for anything else. Strict ASCII: ``str.isdigit`` accepts ``"²"``
+    and ``int`` then raises on it, so a handshake naming ``"n²"`` was a traceback per connection."""
+    digits = name[1:]
+    if name[:1] != "n" or not digits or len(digits) > 6 or not (digits.isascii() and digits.isdigit()):
+        return None
+    replica = int(digits)
+    return replica if str(replica) == digits else None  # one spelling per replica: no "n01"
 
 
 def _pack(obj: Any) -> bytes:
@@ -289,7 +349,15 @@ class Acceptor:
 
     def on_auth(self, data: bytes) -> tuple[bytes, PeerIdentity, Session]:
         """Check the dialer's AUTH; returns (the ACCEPT frame body, who it is, the session).
-        Raises `HandshakeError` (send `refusal(exc)` before closing, if you like)."""
+        Raises `HandshakeError` and nothing else (send `refusal(exc)` before closing, if you like)."""
+        try:
+            return self._on_auth(data)
+        except HandshakeError:
+            raise
+        except Exception as exc:  # whatever slipped past the checks is still the stranger's garbage
+            raise HandshakeError("handshake.garbage", f"auth: {type(exc).__name__}") from None
+
+    def _on_auth(self, data: bytes) -> tuple[bytes, PeerIdentity, Session]:
         obj = _unpack(data, "auth")
         if len(obj) != 7 or obj[1] != "auth":
             raise HandshakeError("handshake.garbage", "auth: wrong shape")
@@ -306,8 +374,7 @@ class Acceptor:
         ):
             raise HandshakeError("handshake.garbage", "auth: names and signatures do not match up")
         if role == ROLE_REPLICA:
-            name = names[0] if len(names) == 1 else ""
-            replica = int(name[1:]) if name[:1] == "n" and name[1:].isdigit() else None
+            replica = replica_of_name(names[0]) if len(names) == 1 else None
             if replica is None or replica not in self._replica_keys or replica == self.replica_id:
                 raise HandshakeError("handshake.unknown_identity", f"no replica {names!r} to be")
             raw_keys: list[bytes | None] = [self._replica_keys[replica]]
@@ -364,7 +431,16 @@ class Dialer:
         self._keys: tuple[bytes, bytes] | None = None
 
     def on_hello(self, data: bytes) -> bytes:
-        """Check the acceptor's HELLO; returns the AUTH frame body."""
+        """Check the acceptor's HELLO; returns the AUTH frame body. Raises `HandshakeError` and
+        nothing else: whoever answers at a replica's address may be hostile."""
+        try:
+            return self._on_hello(data)
+        except HandshakeError:
+            raise
+        except Exception as exc:
+            raise HandshakeError("handshake.garbage", f"hello: {type(exc).__name__}") from None
+
+    def _on_hello(self, data: bytes) -> bytes:
         obj = _unpack(data, "hello")
         if len(obj) != 5 or obj[1] != "hello" or type(obj[2]) is not int:
             raise HandshakeError("handshake.garbage", "hello: wrong shape")
@@ -386,8 +462,18 @@ class Dialer:
         return _pack([PROTOCOL, "auth", self.role, self.names, self._nonce, self._eph_public, sigs])
 
     def on_accept(self, data: bytes) -> Session:
-        """Check the acceptor's ACCEPT (its signature over the transcript); returns the session."""
+        """Check the acceptor's ACCEPT (its signature over the transcript); returns the session.
+        Raises `HandshakeError` and nothing else."""
         assert self._transcript is not None and self._keys is not None, "on_hello first"
+        try:
+            return self._on_accept(data)
+        except HandshakeError:
+            raise
+        except Exception as exc:
+            raise HandshakeError("handshake.garbage", f"accept: {type(exc).__name__}") from None
+
+    def _on_accept(self, data: bytes) -> Session:
+        assert self._transcript is not None and self._keys is not None
         obj = _unpack(data, "accept")
         if obj[1] == "refused" and len(obj) == 3:
             raise HandshakeError("handshake.refused", f"refused by n{self.expected_replica}: {obj[2]}")

@@ -37,6 +37,16 @@ protocol messages (counted by the host), and too many concurrent handshakes. Eve
 bounded: an outbound link keeps at most `OUTBOUND_FRAMES_MAX` frames and drops the oldest (the
 protocol recovers lost messages by retransmission, gossip and view change).
 
+**Hostile peers** are bounded before they cost anything (docs/deploy.md, "Threat model: TCP
+bounds", lists every bound and why). Strangers: pending handshakes are capped per source IP and
+in total, and a newcomer evicts the oldest pending connection of the busiest source rather than
+being refused (`HandshakeSlots`), so idle sockets cannot lock anyone out. Authenticated clients:
+frames of at most `CLIENT_FRAME_BYTES_MAX`; the message tag is peeked before decoding and a
+client sending anything but a REQUEST or a status query is disconnected; connections are capped
+per identity (newest wins) and in total, and replica links never count against the client caps
+(nor against the file descriptors kept for them); status queries are rate-limited per
+connection, and the answer is cached briefly and bounded in size.
+
 **Client pool.** `ClientPool` hosts many closed-loop sans-I/O `Client`s in one process over one
 connection per replica (the handshake proves every identity of the pool), with their timers on
 the event loop. `pbft client` is a pool of one; a benchmark is a pool of many.
@@ -48,6 +58,7 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -71,11 +82,12 @@ from ..crypto import ED25519_SIG_SIZE, NodeCrypto
 from ..durable import DurableLog
 from ..faults import Attack, ByzantineReplica
 from ..keys import NodeSecrets
-from ..messages import Arg, DecodeError, Reply, Request, decode, encode
+from ..messages import MESSAGE_TYPES, Arg, DecodeError, Reply, Request, decode, encode
 from ..ready import Event
 from ..replica import Replica
 from ..storage import ReplicaStore
 from .framing import (
+    CLIENT_FRAME_BYTES_MAX,
     FRAME_SIZE_MAX,
     HANDSHAKE_FRAME_MAX,
     KIND_MESSAGE,
@@ -83,13 +95,16 @@ from .framing import (
     KIND_STATE,
     ROLE_CLIENT,
     ROLE_REPLICA,
+    SEAL_OVERHEAD,
     Acceptor,
     Dialer,
     FrameError,
     HandshakeError,
     PeerIdentity,
+    PeerMisbehaved,
     Session,
     frame,
+    peek_message_tag,
     read_frame,
 )
 from .host import NodeHost
@@ -104,9 +119,47 @@ CLIENT_RECONNECT_DELAY_MAX_S = 0.5
 # An outbound link queues at most this much while its peer is slow or away (oldest dropped).
 OUTBOUND_FRAMES_MAX = 4096
 OUTBOUND_BYTES_MAX = 64 * 1024 * 1024
-# Connections still in their handshake at once; more are closed at accept time.
+# Connections still in their handshake (not yet authenticated), in total and per source IP.
+# A handshake takes one round trip and a signature check (milliseconds), so honest ones are
+# rarely pending at once: a host running a whole local cluster has 6 peers dialing each replica,
+# plus a client pool or two. When a source is at its cap, its own oldest pending connection is
+# closed to make room; when the total is, the oldest pending connection of the source holding the
+# most (sources that are not replica hosts first) is. So idle sockets never lock anyone out (the
+# newcomer always gets a slot, finding 8), and one source evicts only its own.
 PENDING_HANDSHAKES_MAX = 64
+PENDING_HANDSHAKES_PER_SOURCE_MAX = 16
+# Authenticated client connections, in total (replica links never count against it, so clients
+# cannot starve them) and per client identity. A pool holds one connection per replica; a client
+# restarted before the keepalive noticed its old socket die briefly holds two. A new connection
+# for an identity at its cap closes that identity's oldest (newest wins, as for replicas): the
+# newest is the one its owner is using, and only the holder of that identity's key can open it,
+# so eviction hurts no one else, whereas refusing would lock a restarted client out for as long
+# as its stale sockets live.
 CLIENT_CONNECTIONS_MAX = 1024
+CONNECTIONS_PER_CLIENT_MAX = 4
+# File descriptors kept for what is not a client connection: the listening socket, a link to and
+# from every peer replica, the two SQLite databases (and their WAL and journal files), the lock
+# file, and slack. The node raises its soft RLIMIT_NOFILE to fit its caps if it may, and
+# otherwise admits fewer clients, so client sockets can never use up the descriptors that replica
+# links need (accept() failing with EMFILE refuses everyone alike).
+FILE_DESCRIPTORS_RESERVED = 128
+# Status queries: each connection may ask STATUS_QUERIES_PER_S on average, in bursts of up to
+# STATUS_QUERY_BURST (more are dropped and counted); tools poll at most every 50 ms. The answer
+# is built at most once per STATUS_CACHE_MS (a status of a large SmallBank state hashes all of
+# it, 46 ms) and shared by every query meanwhile, and it is at most STATUS_ANSWER_BYTES_MAX:
+# balances beyond STATUS_BALANCES_MAX accounts are left out (the state digest covers them all).
+STATUS_QUERIES_PER_S = 20.0
+STATUS_QUERY_BURST = 40
+STATUS_CACHE_MS = 100.0
+STATUS_BALANCES_MAX = 64
+STATUS_ANSWER_BYTES_MAX = 64 * 1024
+# What a client reads from a replica in one frame: a reply (a few hundred bytes) or a status
+# answer. A replica dialing a peer reads nothing back (links are one-directional).
+TO_CLIENT_FRAME_BYTES_MAX = max(STATUS_ANSWER_BYTES_MAX, CLIENT_FRAME_BYTES_MAX) + 1 + SEAL_OVERHEAD
+TO_REPLICA_DIALER_FRAME_BYTES_MAX = 1024
+# A client pool keeps, per outstanding request, at most one matching, authentic reply per
+# (replica, read-only) pair to say who certified the result: a replica flooding replies grows
+# nothing.
 # A reader yields to the event loop after this many frames, so one busy peer cannot starve
 # the others (or the pump) of attention.
 FRAMES_PER_YIELD = 32
@@ -211,6 +264,111 @@ class _Outbox:
         return len(self._items)
 
 
+class TokenBucket:
+    """At most `rate_per_s` events per second on average, in bursts of up to `burst`."""
+
+    def __init__(self, rate_per_s: float, burst: int, now_s: float) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at_s = now_s
+
+    def take(self, now_s: float) -> bool:
+        """Spend one token if there is one; whether there was."""
+        self._tokens = min(float(self.burst), self._tokens + (now_s - self._at_s) * self.rate_per_s)
+        self._at_s = now_s
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+class HandshakeSlots:
+    """Which connections may be in their handshake at once (sans-I/O; see the constants).
+
+    `admit` always makes room for the newcomer and returns whom to evict for it: the oldest
+    pending connection of its own source if that source is at its cap, else, if the total is at
+    its cap, the oldest of the source holding the most (sources that host no replica first, so
+    a flood from client machines never evicts a replica's handshake while it has others to).
+    """
+
+    def __init__(
+        self,
+        total_max: int,
+        per_source_max: int,
+        replica_hosts: frozenset[str] = frozenset(),
+    ) -> None:
+        assert total_max >= 1 and per_source_max >= 1
+        self.total_max = total_max
+        self.per_source_max = per_source_max
+        self.replica_hosts = replica_hosts
+        self._by_source: dict[str, deque[object]] = {}
+        self._source_of: dict[object, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._source_of)
+
+    def pending(self, source: str) -> int:
+        return len(self._by_source.get(source, ()))
+
+    def admit(self, source: str, item: object) -> list[tuple[object, str]]:
+        """Admit `item` from `source`; returns [(evicted item, reason)] (already released)."""
+        evicted: list[tuple[object, str]] = []
+        queue = self._by_source.get(source)
+        if queue is not None and len(queue) >= self.per_source_max:
+            evicted.append((queue[0], "conn.evicted_source_busy"))
+        elif len(self._source_of) >= self.total_max:
+            def busiest(src: str) -> tuple[bool, int]:
+                return (src not in self.replica_hosts, len(self._by_source[src]))
+
+            victim_source = max(self._by_source, key=busiest)
+            evicted.append((self._by_source[victim_source][0], "conn.evicted_busy"))
+        for victim, _ in evicted:
+            self.release(victim)
+        self._by_source.setdefault(source, deque()).append(item)
+        self._source_of[item] = source
+        return evicted
+
+    def release(self, item: object) -> None:
+        """`item` finished its handshake (or failed it, or was evicted); idempotent."""
+        source = self._source_of.pop(item, None)
+        if source is None:
+            return
+        queue = self._by_source[source]
+        queue.remove(item)
+        if not queue:
+            del self._by_source[source]
+
+
+def client_connections_budget(fd_soft_max: int) -> int:
+    """How many client connections fit in `fd_soft_max` file descriptors next to the pending
+    handshakes and what `FILE_DESCRIPTORS_RESERVED` keeps for replica links and storage."""
+    spare = fd_soft_max - PENDING_HANDSHAKES_MAX - FILE_DESCRIPTORS_RESERVED
+    return max(0, min(CLIENT_CONNECTIONS_MAX, spare))
+
+
+def _raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE towards what the caps need (never above the hard limit);
+    returns the soft limit in force."""
+    import resource
+
+    needed = CLIENT_CONNECTIONS_MAX + PENDING_HANDSHAKES_MAX + FILE_DESCRIPTORS_RESERVED
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return needed if soft == resource.RLIM_INFINITY else soft
+
+
+def _source_of(peer_address: object) -> str:
+    """The IP address part of a peername (the unit of the per-source handshake cap)."""
+    if isinstance(peer_address, tuple) and peer_address:
+        return str(peer_address[0])
+    return "?"
+
+
 @dataclass(eq=False)
 class _Connection:
     """An authenticated connection: its session, its identity, its writer task."""
@@ -222,6 +380,7 @@ class _Connection:
     outbox: _Outbox
     closed: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    status_queries: TokenBucket | None = None  # clients' connections: the status query limit
 
     def send(self, payload: bytes) -> None:
         if not self.closed:
@@ -275,9 +434,15 @@ class DialLink:
         on_payload: Callable[[bytes], None] | None = None,
         on_state: Callable[[bool], None] | None = None,
         reconnect_max_s: float = RECONNECT_DELAY_MAX_S,
+        frame_bytes_max: int | None = None,
     ) -> None:
         self.target = target
         self.reconnect_max_s = reconnect_max_s
+        # A replica's link to a peer carries nothing back; a client's carries replies and
+        # status answers. Either way far less than a replica's own frames.
+        if frame_bytes_max is None:
+            frame_bytes_max = TO_CLIENT_FRAME_BYTES_MAX if on_payload is not None else TO_REPLICA_DIALER_FRAME_BYTES_MAX
+        self.frame_bytes_max = frame_bytes_max
         self.address = address
         self.make_dialer = make_dialer
         self.counters = counters
@@ -312,7 +477,9 @@ class DialLink:
         while True:
             try:
                 connection = await self._connect()
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, FrameError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whoever answers at the address may be hostile: keep dialing
                 failures += 1
                 reason = exc.reason if isinstance(exc, FrameError) else type(exc).__name__
                 self.counters["dial.failed"] += 1
@@ -320,6 +487,8 @@ class DialLink:
                 if isinstance(exc, HandshakeError):
                     # The peer is up but we disagree on who is who: keys or addresses are wrong.
                     self.log.warning("dial.refused", **fields)
+                elif not isinstance(exc, OSError | TimeoutError | asyncio.IncompleteReadError | FrameError):
+                    self.log.warning("dial.crashed", **fields)  # a bug, not the network: say so
                 elif failures == 1:  # once per outage, not once per retry
                     self.log.info("dial.failed", **fields)
             else:
@@ -383,7 +552,7 @@ class DialLink:
     async def _read_loop(self, connection: _Connection) -> None:
         frames = 0
         while True:
-            body = await read_frame(connection.reader, FRAME_SIZE_MAX, FRAME_BODY_TIMEOUT_S)
+            body = await read_frame(connection.reader, self.frame_bytes_max, FRAME_BODY_TIMEOUT_S)
             payload = connection.session.open(body)
             if self.on_payload is None:
                 self.counters["frame.unexpected"] += 1
@@ -454,10 +623,14 @@ class ReplicaNode:
         self.inbound: dict[int, _Connection] = {}
         self.client_routes: dict[str, _Connection] = {}
         self.client_connections: set[_Connection] = set()
+        # Each client identity's open connections, oldest first (at most CONNECTIONS_PER_CLIENT_MAX).
+        self._connections_of: dict[str, deque[_Connection]] = {}
+        self.client_connections_max = CLIENT_CONNECTIONS_MAX  # lowered at start if descriptors are short
+        self._handshakes = HandshakeSlots(PENDING_HANDSHAKES_MAX, PENDING_HANDSHAKES_PER_SOURCE_MAX)
+        self._status_answer: tuple[float, bytes] | None = None  # (built at, ms; KIND_STATE + answer)
         self.restored_events = 0
         self._epoch = time.monotonic()
         self._kick: asyncio.Event | None = None
-        self._handshaking = 0
         self._fatal: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
@@ -554,6 +727,12 @@ class ReplicaNode:
                 last_executed=replica.last_executed,
                 stable=replica.stable_seq,
             )
+        self.client_connections_max = client_connections_budget(_raise_fd_limit())
+        if self.client_connections_max < CLIENT_CONNECTIONS_MAX:
+            self.log.notice("clients.capped", clients_max=self.client_connections_max, reason="RLIMIT_NOFILE")
+        self._handshakes = HandshakeSlots(
+            PENDING_HANDSHAKES_MAX, PENDING_HANDSHAKES_PER_SOURCE_MAX, await self._replica_hosts()
+        )
         try:
             self._server = await asyncio.start_server(
                 self._on_connection, self.listen.host, self.listen.port, reuse_address=True
@@ -573,6 +752,20 @@ class ReplicaNode:
             link.start()
         self._tasks.append(loop.create_task(self._pump(), name="pump"))
         self.log.notice("listening", addr=self.listen, view=replica.view, last_executed=replica.last_executed)
+
+    async def _replica_hosts(self) -> frozenset[str]:
+        """The IP addresses the peer replicas' hosts have in the cluster file (best effort: a
+        name that does not resolve now is left out; it only loses its preference)."""
+        loop = asyncio.get_running_loop()
+        hosts: set[str] = set()
+        for peer in self.peers:
+            host = self.cluster.addresses[peer].host
+            hosts.add(host)
+            with contextlib.suppress(OSError, UnicodeError):
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    for info in await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM):
+                        hosts.add(str(info[4][0]))
+        return frozenset(hosts)
 
     def _replica_dialer(self, peer: int) -> Callable[[], Dialer]:
         keys = {self.name: self.secrets.signing_seed}
@@ -709,28 +902,66 @@ class ReplicaNode:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_address = writer.get_extra_info("peername")
-        if self._handshaking >= PENDING_HANDSHAKES_MAX:
-            self.counters["conn.refused_busy"] += 1
-            writer.close()
-            return
+        task = asyncio.current_task()
+        assert task is not None
         self.counters["conn.accepted"] += 1
+        # The newcomer always gets a slot; the slots say whose pending handshake makes room.
+        for victim, reason in self._handshakes.admit(_source_of(peer_address), task):
+            self.counters[reason] += 1
+            self.log.warning("conn.refused", addr=peer_address, reason=reason)
+            cast(asyncio.Task[Any], victim).cancel()  # its handler closes its socket
         _tune(writer)
-        self._handshaking += 1
         try:
             established = await self._handshake(reader, writer, peer_address)
         finally:
-            self._handshaking -= 1
+            self._handshakes.release(task)
         if established is None:
             with contextlib.suppress(Exception):
                 writer.close()
             return
         session, identity = established
-        if identity.role == ROLE_CLIENT and len(self.client_connections) >= CLIENT_CONNECTIONS_MAX:
+        connection = _Connection(reader, writer, session, identity, _Outbox(self.counters, "out.client"))
+        if identity.role == ROLE_CLIENT and not self._admit_client(connection):
             self.counters["conn.refused_clients_max"] += 1
             writer.close()
             return
-        connection = _Connection(reader, writer, session, identity, _Outbox(self.counters, "out.client"))
         await self._serve_connection(connection)
+
+    def _admit_client(self, connection: _Connection) -> bool:
+        """Make room for a new client connection: each of its identities at its cap loses its
+        oldest connection (newest wins); then it is refused only if the total is full."""
+        for name in connection.identity.names:
+            held = self._connections_of.get(name)
+            while held and len(held) >= CONNECTIONS_PER_CLIENT_MAX:
+                old = held[0]
+                self.counters["conn.evicted_client_identity"] += 1
+                self.log.info("conn.evicted", peer=old.identity.label, reason="conn.evicted_client_identity")
+                self._forget_client(old)
+                old.close()
+        if len(self.client_connections) >= self.client_connections_max:
+            return False
+        connection.status_queries = TokenBucket(STATUS_QUERIES_PER_S, STATUS_QUERY_BURST, time.monotonic())
+        self.client_connections.add(connection)
+        for name in connection.identity.names:
+            self._connections_of.setdefault(name, deque()).append(connection)
+            self.client_routes[name] = connection
+        return True
+
+    def _forget_client(self, connection: _Connection) -> None:
+        """Drop a client connection from the tables (idempotent); replies to its identities
+        go to their newest remaining connection, if any."""
+        self.client_connections.discard(connection)
+        for name in connection.identity.names:
+            held = self._connections_of.get(name)
+            if held is not None and connection in held:
+                held.remove(connection)
+            if self.client_routes.get(name) is connection:
+                if held:
+                    self.client_routes[name] = held[-1]
+                else:
+                    del self.client_routes[name]
+            if held is not None and not held:
+                del self._connections_of[name]
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_address: object
@@ -766,6 +997,12 @@ class ReplicaNode:
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             self.counters["handshake.eof"] += 1
             return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # framing promises HandshakeError only; a stranger gets no traceback
+            self.counters["handshake.error"] += 1
+            self.log.warning("conn.refused", addr=peer_address, reason="handshake.error", detail=repr(exc))
+            return None
         self.counters[f"conn.authenticated.{identity.role}"] += 1
         return session, identity
 
@@ -778,10 +1015,6 @@ class ReplicaNode:
             if old is not None:
                 old.close()  # the peer restarted or re-dialed: the newest connection wins
             self.inbound[replica] = connection
-        else:
-            self.client_connections.add(connection)
-            for name in identity.names:
-                self.client_routes[name] = connection
         self.log.info("conn.up", peer=identity.label, role=identity.role)
         writer_task = loop.create_task(connection.write_loop())
         reader_task = asyncio.current_task()
@@ -803,10 +1036,8 @@ class ReplicaNode:
             connection.close()
             if replica is not None and self.inbound.get(replica) is connection:
                 del self.inbound[replica]
-            self.client_connections.discard(connection)
-            for name in identity.names:
-                if self.client_routes.get(name) is connection:
-                    del self.client_routes[name]
+            if replica is None:
+                self._forget_client(connection)
             self.log.info("conn.down", peer=identity.label)
 
     async def _read_loop(self, connection: _Connection) -> None:
@@ -814,20 +1045,38 @@ class ReplicaNode:
         host, kick = self.host, self._kick
         identity = connection.identity
         replica = identity.replica
+        # A client only ever sends small requests and status queries (see CLIENT_FRAME_BYTES_MAX).
+        size_max = FRAME_SIZE_MAX if replica is not None else CLIENT_FRAME_BYTES_MAX
         frames = 0
         while not connection.closed:
-            body = await read_frame(connection.reader, FRAME_SIZE_MAX, FRAME_BODY_TIMEOUT_S)
+            body = await read_frame(connection.reader, size_max, FRAME_BODY_TIMEOUT_S)
             payload = connection.session.open(body)
             kind = payload[:1]
             if kind == KIND_MESSAGE:
+                # The tag is read from the first bytes: a message of no known type (or, from a
+                # client, of any type but REQUEST) is refused before the codec decodes its body.
+                tag = peek_message_tag(memoryview(payload)[1:])
                 if replica is not None:
-                    host.on_peer_bytes(replica, payload[1:], self.now_ms())
-                else:
+                    if tag in MESSAGE_TYPES:
+                        host.on_peer_bytes(replica, payload[1:], self.now_ms())
+                        kick.set()
+                    else:
+                        self.counters["frame.unknown_tag"] += 1
+                elif tag == Request.TAG:
                     host.on_client_bytes(identity.label, payload[1:], self.now_ms())
-                kick.set()
+                    kick.set()
+                else:
+                    raise PeerMisbehaved("client.not_request", f"a client sent a message with tag {tag}")
             elif kind == KIND_QUERY and replica is None:
-                self.counters["status.queries"] += 1
-                connection.send(KIND_STATE + _pack(self.status()))
+                assert connection.status_queries is not None
+                if connection.status_queries.take(time.monotonic()):
+                    self.counters["status.queries"] += 1
+                    connection.send(self._status_payload())
+                else:
+                    self.counters["status.rate_limited"] += 1
+            elif replica is None:
+                # An honest client sends nothing else: whatever it is, it is not worth reading on.
+                raise PeerMisbehaved("frame.unexpected_kind", f"a client sent a payload of kind {kind!r}")
             else:
                 self.counters["frame.unexpected_kind"] += 1
             frames += 1
@@ -836,12 +1085,49 @@ class ReplicaNode:
 
     # ---- status ----------------------------------------------------------------------------
 
+    def _status_payload(self) -> bytes:
+        """The status answer to send (KIND_STATE + msgpack), built at most once per
+        STATUS_CACHE_MS however many clients ask, and at most STATUS_ANSWER_BYTES_MAX."""
+        now = self.now_ms()
+        cached = self._status_answer
+        if cached is not None and now - cached[0] < STATUS_CACHE_MS:
+            return cached[1]
+        self.counters["status.built"] += 1
+        status = self.status()
+        answer = _pack(status)
+        if len(answer) > STATUS_ANSWER_BYTES_MAX:
+            # Counters and metrics have bounded key sets, so this is a safety net, not a path.
+            kept = ("replica", "view", "view_active", "last_executed", "stable_seq", "state_digest", "accounts")
+            answer = _pack({**{k: status[k] for k in kept}, "balances": {}, "truncated": True})
+        payload = KIND_STATE + answer
+        self._status_answer = (now, payload)
+        return payload
+
     def status(self) -> dict[str, Any]:
-        """What `pbft client status` shows: progress, balances, links and counters."""
+        """What `pbft client status` shows: progress, balances, links and counters.
+
+        The fields of `NodeHost.state`, except that ``balances`` holds at most
+        STATUS_BALANCES_MAX accounts (``accounts`` says how many there are, and
+        ``balances_truncated`` whether some were left out): a SmallBank state is megabytes."""
         assert self.host is not None
-        replica = self.host.replica
+        host = self.host
+        replica = host.replica
+        balances = replica.bank.balances
+        if len(balances) <= STATUS_BALANCES_MAX:
+            shown = dict(balances)
+        else:
+            shown = dict(itertools.islice(balances.items(), STATUS_BALANCES_MAX))
         return {
-            **self.host.state(),
+            "replica": replica.id,
+            "view": replica.view,
+            "view_active": replica.view_active,
+            "last_executed": replica.last_executed,
+            "stable_seq": replica.stable_seq,
+            "balances": shown,
+            "accounts": len(balances),
+            "balances_truncated": len(shown) < len(balances),
+            "metrics": {**replica.metrics, **host.sent},
+            "cpu_ms": int(time.process_time() * 1000),
             "state_digest": replica.bank.digest().hex(),
             "uptime_s": round(time.monotonic() - self._epoch, 3),
             "recovered_events": self.restored_events,
@@ -915,7 +1201,9 @@ class PoolCompletion:
 @dataclass
 class _Outstanding:
     future: asyncio.Future[PoolCompletion]
-    replies: list[Reply] = field(default_factory=list)
+    # Authentic replies to this request, one per (replica, read-only): at most 2n, however
+    # many a replica sends (they are kept only to say who certified the result).
+    replies: dict[tuple[int, bool], Reply] = field(default_factory=dict)
 
 
 def wall_clock_timestamp() -> int:
@@ -1092,7 +1380,7 @@ class ClientPool:
         certified = sorted(
             {
                 reply.replica
-                for reply in outstanding.replies
+                for reply in outstanding.replies.values()
                 if reply.timestamp == request.timestamp
                 and reply.read_only == request.read_only
                 and reply.result == completion.result
@@ -1105,13 +1393,18 @@ class ClientPool:
         kind = payload[:1]
         if kind == KIND_STATE:
             waiters = self._status_waiters.get(replica)
+            # Waiters that gave up (timed out: their query may have been dropped by the
+            # replica's rate limit) must not swallow the answer meant for a live one.
+            while waiters and waiters[0].done():
+                waiters.popleft()
             if waiters:
                 future = waiters.popleft()
-                if not future.done():
-                    try:
-                        future.set_result(dict(msgpack.unpackb(payload[1:], raw=False)))
-                    except Exception as exc:
-                        future.set_exception(exc)
+                try:
+                    future.set_result(dict(msgpack.unpackb(payload[1:], raw=False)))
+                except Exception as exc:
+                    future.set_exception(exc)
+            else:
+                self.counters["status.unsolicited"] += 1
             return
         if kind != KIND_MESSAGE:
             self.counters["frame.unexpected_kind"] += 1
@@ -1129,7 +1422,17 @@ class ClientPool:
         if client is None:
             self.counters["replies.unknown_client"] += 1
             return
+        pending = client.outstanding
+        ready = client.step(reply, self.now_ms())
+        # Kept only once the client has checked it: it answers the outstanding request and its
+        # signature verified (the client records every root it verified in `self.verified`).
         outstanding = self._outstanding.get(reply.client)
-        if outstanding is not None:
-            outstanding.replies.append(reply)
-        self._perform(reply.client, client.step(reply, self.now_ms()))
+        if (
+            outstanding is not None
+            and pending is not None
+            and reply.timestamp == pending.request.timestamp
+            and (reply.replica, reply.read_only) not in outstanding.replies
+            and (reply.replica, reply.signed_root(), reply.sig) in self.verified
+        ):
+            outstanding.replies[(reply.replica, reply.read_only)] = reply
+        self._perform(reply.client, ready)
