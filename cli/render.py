@@ -20,6 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pbft_core.config import ACCOUNTS, replica_name
+from pbft_core.smallbank import (
+    OPERATION_ARGUMENTS,
+    checking,
+    customer_name,
+    operation_text,
+    savings,
+)
 from pbft_core.storage import ReplicaStore, RunIndex, list_runs
 
 HIDDEN_BY_DEFAULT = ("Status",)  # periodic progress gossip: every replica, every 150 ms
@@ -37,7 +44,10 @@ def _request_text(req: dict[str, Any]) -> str:
     args = req["args"]
     if req["kind"] == "transfer" and len(args) == 3:
         return f"{req['client']}#{req['timestamp']} {args[0]}→{args[1]} {args[2]}"
-    return f"{req['client']}#{req['timestamp']} {req['kind']}({', '.join(str(a) for a in args)})"
+    text = operation_text(req["kind"], args)  # SendPayment(E, B, 10)
+    if text is None:
+        text = f"{req['kind']}({', '.join(str(a) for a in args)})"
+    return f"{req['client']}#{req['timestamp']} {text}"
 
 
 def _requests_text(requests: list[dict[str, Any]]) -> str:
@@ -47,7 +57,48 @@ def _requests_text(requests: list[dict[str, Any]]) -> str:
 def _txn_text(kind: str, args: list[Any]) -> str:
     if kind == "transfer" and len(args) == 3:
         return f"({args[0]}, {args[1]}, {args[2]})"
+    text = operation_text(kind, args)  # SendPayment(E, B, 10)
+    if text is not None:
+        return text
     return "(" + ", ".join(str(a) for a in args) + ")"
+
+
+# A SmallBank set's replica table shows this many customers (those its transactions name first);
+# the money column still sums every balance.
+CUSTOMER_COLUMNS_MAX = 10
+
+
+def _balance_columns(report: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(title, balances -> cell text) per column of the replicas table: the ten accounts of the
+    default bank, or for a SmallBank set savings + checking of the customers it names (what
+    Balance returns) and the total money."""
+    kinds = {t["kind"] for t in report["transactions"]}
+    if not kinds & OPERATION_ARGUMENTS.keys():
+        return [(a, lambda b, a=a: str(b.get(a, "-"))) for a in ACCOUNTS]
+    named: dict[int, None] = {}
+    for t in report["transactions"]:
+        for kind, a in zip(OPERATION_ARGUMENTS.get(t["kind"], ()), t["args"], strict=False):
+            if kind == "customer":
+                named[int(a)] = None
+
+    def total(b: dict[str, int], c: int) -> str:
+        s, k = b.get(savings(c)), b.get(checking(c))
+        return "-" if s is None or k is None else str(s + k)
+
+    shown = sorted(named)[:CUSTOMER_COLUMNS_MAX]
+    columns: list[tuple[str, Any]] = [
+        (customer_name(c), lambda b, c=c: total(b, c)) for c in shown
+    ]
+    if len(named) > len(shown):
+        columns.append((f"+{len(named) - len(shown)}", lambda _b: "…"))
+    columns.append(("money", lambda b: str(sum(b.values())) if b else "-"))
+    return columns
+
+
+def _balances_text(balances: dict[str, int]) -> str:
+    """``A9 B10`` for the bank's accounts; ``S5=1000 C5=990`` for SmallBank balances, whose
+    names end in a digit (``C51000`` would be unreadable)."""
+    return " ".join(f"{a}={b}" if a[-1:].isdigit() else f"{a}{b}" for a, b in balances.items())
 
 
 # ---- set summary (pbft run) ------------------------------------------------------------------
@@ -106,8 +157,9 @@ def replicas_table(report: dict[str, Any]) -> Table:
     table.add_column("role")
     table.add_column("view", justify="right")
     table.add_column("exec", justify="right")
-    for account in ACCOUNTS:
-        table.add_column(account, justify="right")
+    columns = _balance_columns(report)
+    for title, _ in columns:
+        table.add_column(title, justify="right")
     for name, r in replicas.items():
         balances = r["balances"] or {}
         style = ""
@@ -128,7 +180,7 @@ def replicas_table(report: dict[str, Any]) -> Table:
             _role(r),
             view,
             str(r["last_executed"]),
-            *[str(balances.get(a, "-")) for a in ACCOUNTS],
+            *[cell(balances) for _, cell in columns],
             style=style,
         )
     return table
@@ -307,7 +359,7 @@ def render_db_overview(console: Console, set_dir: Path) -> None:
             str(counts["executed"]),
             str(counts["status_history"]),
             str(counts["new_views"]),
-            " ".join(f"{a}{b}" for a, b in balances.items()),
+            _balances_text(balances),
         )
     console.print(table)
 
@@ -343,7 +395,7 @@ def render_db(console: Console, set_dir: Path, replica: int) -> None:
             )
     for key, value in final.items():
         info.add_row(key, str(value))
-    info.add_row("balances", " ".join(f"{a}{b}" for a, b in balances.items()))
+    info.add_row("balances", _balances_text(balances))
     console.print(info)
 
     ex = _table("executed (sequence → requests)")
@@ -379,7 +431,7 @@ def render_db(console: Console, set_dir: Path, replica: int) -> None:
                 str(row["seq"]),
                 row["how"],
                 row["state_digest"][:16],
-                " ".join(f"{a}{b}" for a, b in bal.items()) or "-",
+                _balances_text(bal) or "-",
             )
         console.print(cp)
     if view_changes:

@@ -112,6 +112,7 @@ from .ready import (
     StatusChanged,
     ViewChangeStarted,
 )
+from .smallbank import operation_text
 
 SCHEMA_VERSION = 1
 DEFAULT_DATA_DIR = Path(".pbft")
@@ -191,8 +192,10 @@ def _short(digest: bytes) -> str:
 
 
 def _request_text(request: Request) -> str:
-    args = ",".join(str(a) for a in request.args)
-    return f"{request.client}#{request.timestamp} {request.op}({args})"
+    text = operation_text(request.op, request.args)  # SendPayment(E, B, 10)
+    if text is None:
+        text = f"{request.op}({','.join(str(a) for a in request.args)})"
+    return f"{request.client}#{request.timestamp} {text}"
 
 
 def _first_few(total: int, label: str, texts: Iterable[str]) -> str:
