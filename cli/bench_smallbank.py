@@ -60,24 +60,85 @@ def smallbank() -> None:
     """SmallBank workloads (Cahill et al.): generate a reproducible transaction file."""
 
 
+# `--format csv` writes a scenario file for `pbft run`: a set is played transaction by
+# transaction, so its defaults are small (ten customers A–J, 20 transactions a set); the JSON-lines
+# workload keeps the benchmark's defaults.
+GENERATE_DEFAULTS = {
+    "jsonl": {"count": 10_000, "accounts": 1000, "hot_accounts": 100},
+    "csv": {"count": 20, "accounts": 10, "hot_accounts": 0},
+}
+ALL_LIVE = "[n1, n2, n3, n4, n5, n6, n7]"
+
+
 @smallbank.command("generate")
-@click.option("--count", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True, help="Transactions to write.")
-@_spec_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The workload file (JSON lines).")
-def generate(count: int, accounts: int, hot_accounts: int, hot_probability: float, seed: int, output: Path) -> None:
-    """Write COUNT SmallBank transactions (mix 15/15/15/25/15/15) to a file `bench smallbank --workload` replays."""
+@click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True, help="jsonl: a workload for `bench smallbank --workload`; csv: a scenario file for `pbft run`.")
+@click.option("--count", type=click.IntRange(1, 10_000_000), default=None, help="Transactions to write (csv: per set). [default: 10000; csv 20]")
+@click.option("--accounts", type=click.IntRange(2, 1_000_000), default=None, help="Customers (each has a savings and a checking balance). [default: 1000; csv 10, named A-J]")
+@click.option("--hot-accounts", type=click.IntRange(0, 1_000_000), default=None, help="Size of the hot set of customers. [default: 100; csv 0, uniform]")
+@click.option("--hot-probability", type=click.FloatRange(0.0, 1.0), default=0.9, show_default=True, help="Probability that a customer is drawn from the hot set.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the transaction stream.")
+@click.option("--sets", "set_count", type=click.IntRange(1, 1000), default=1, show_default=True, help="csv: how many sets (numbered from 1, drawn from one stream).")
+@click.option("--live", default=ALL_LIVE, show_default=True, help="csv: every set's Live column.")
+@click.option("--byzantine", default="[]", show_default=True, help="csv: every set's Byzantine column.")
+@click.option("--attack", default="[]", show_default=True, help="csv: every set's Attack column, e.g. 'time; dark(n6)'.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
+def generate(
+    file_format: str,
+    count: int | None,
+    accounts: int | None,
+    hot_accounts: int | None,
+    hot_probability: float,
+    seed: int,
+    set_count: int,
+    live: str,
+    byzantine: str,
+    attack: str,
+    output: Path,
+) -> None:
+    """Write SmallBank transactions (mix 15/15/15/25/15/15): a workload `bench smallbank --workload` replays, or (--format csv) a scenario file `pbft run` plays."""
     from collections import Counter
 
-    from pbft_core.smallbank import WorkloadGenerator, write_workload
+    from pbft_core.smallbank import WorkloadGenerator, write_scenario_csv, write_workload
 
+    defaults = GENERATE_DEFAULTS[file_format]
+    count = defaults["count"] if count is None else count
+    accounts = defaults["accounts"] if accounts is None else accounts
+    hot_accounts = defaults["hot_accounts"] if hot_accounts is None else hot_accounts
     spec = _spec(accounts, hot_accounts, hot_probability, seed)
     if not output.parent.is_dir():
         raise UsageFailure(f"-o: directory {output.parent} does not exist")
-    transactions = WorkloadGenerator(spec).take(count)
-    write_workload(output, spec, transactions)
+    if file_format == "jsonl":
+        transactions = WorkloadGenerator(spec).take(count)
+        write_workload(output, spec, transactions)
+        what = f"{count} transactions"
+    else:
+        _check_scenario_columns(accounts, live, byzantine, attack)
+        generator = WorkloadGenerator(spec)
+        sets = [generator.take(count) for _ in range(set_count)]
+        write_scenario_csv(output, sets, live=live, byzantine=byzantine, attack=attack)
+        transactions = [t for s in sets for t in s]
+        what = f"{set_count} set{'s' if set_count > 1 else ''} of {count} transactions"
     mix = Counter(t.op for t in transactions)
-    shares = ", ".join(f"{op} {100 * k / count:.0f}%" for op, k in sorted(mix.items()))
-    click.echo(f"wrote {count} transactions to {output} ({shares})")
+    shares = ", ".join(f"{op} {100 * k / len(transactions):.0f}%" for op, k in sorted(mix.items()))
+    click.echo(f"wrote {what} to {output} ({shares})")
+
+
+def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: str) -> None:
+    """Refuse, before writing, what `pbft run` would refuse in the file: the columns as a
+    scenario row, and customers beyond what a scenario may name."""
+    from pbft_core.scenario import SMALLBANK_CUSTOMERS_MAX, ScenarioError, parse_scenario
+
+    if accounts > SMALLBANK_CUSTOMERS_MAX:
+        raise UsageFailure(f"--accounts: a scenario names at most {SMALLBANK_CUSTOMERS_MAX} customers")
+
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    row = f"1,(Balance(A)),{cell(live)},{cell(byzantine)},{cell(attack)}"
+    try:
+        parse_scenario(f"Set Number,Transactions,Live,Byzantine,Attack\n{row}\n", path="columns")
+    except ScenarioError as exc:
+        raise UsageFailure(f"--live/--byzantine/--attack: {exc.message}") from None
 
 
 # ---- pbft bench smallbank ----------------------------------------------------------------------

@@ -378,7 +378,8 @@ def write_scenario_csv(
                     a + 1 if kind == "customer" else a
                     for kind, a in zip(OPERATION_ARGUMENTS[t.op], t.args, strict=True)
                 )
-                text = cell(operation_text(t.op, shifted) or "")
+                # The course's SmallBank files wrap each operation in one more pair of parentheses.
+                text = cell(f"({operation_text(t.op, shifted)})")
                 if row == 0:
                     out.write(f"{number},{text},{cell(live)},{cell(byzantine)},{cell(attack)}\r\n")
                 else:
