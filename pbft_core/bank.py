@@ -20,10 +20,18 @@ import msgpack
 from .config import ACCOUNTS, INITIAL_BALANCE
 from .messages import Arg, Request, Result
 
-__all__ = ["FAILED", "OK", "Balances", "Bank", "Result", "operation"]
+__all__ = ["BALANCE_MAX", "FAILED", "OK", "Balances", "Bank", "Result", "fits", "operation"]
 
 OK = "ok"
 FAILED = "failed"
+# Every balance and every result stays a signed 64-bit integer: snapshots, replies and the
+# write-ahead log are msgpack, which cannot encode more, so an operation that would leave the
+# range fails instead (otherwise one client could make every replica crash, even after restart).
+BALANCE_MAX = 2**63 - 1
+
+
+def fits(value: int) -> bool:
+    return -BALANCE_MAX - 1 <= value <= BALANCE_MAX
 
 Balances = dict[str, int]
 Operation = Callable[[Balances, tuple[Arg, ...]], Result]
@@ -60,6 +68,7 @@ def transfer(balances: Balances, args: tuple[Arg, ...]) -> Result:
         and amount > 0
         and source != target
         and balances[source] >= amount  # type: ignore[index]
+        and fits(balances[target] + amount)  # type: ignore[index, operator]
     ):
         balances[source] -= amount  # type: ignore[index]
         balances[target] += amount  # type: ignore[index]
@@ -106,7 +115,9 @@ class Bank:
 
     def apply(self, op: str, args: tuple[Arg, ...]) -> Result:
         fn = WRITE_OPERATIONS.get(op) or READ_OPERATIONS.get(op)
-        return fn(self.balances, args) if fn is not None else FAILED
+        result = fn(self.balances, args) if fn is not None else FAILED
+        # Operations keep balances in range themselves; a result out of range is refused here too.
+        return FAILED if type(result) is int and not fits(result) else result
 
     def execute(self, request: Request) -> Result | None:
         """Execute a request at most once; None if it is a retransmission of an executed one."""

@@ -109,7 +109,10 @@ class Client:
         needed = self.config.read_quorum if out.request.read_only else self.config.reply_quorum
         matching = [r for r in out.replies.values() if r.result == reply.result]
         if len(matching) >= needed:
-            self.view = max(self.view, max(r.view for r in matching))
+            # The (f+1)-th highest view among them: at least one honest replica is in it or
+            # beyond, and f liars claiming a huge view cannot pin the client there.
+            views = sorted((r.view for r in matching), reverse=True)
+            self.view = max(self.view, views[self.config.reply_quorum - 1])
             self.outstanding = None
             ready.completed = Completion(
                 out.request, reply.result, now_ms - out.started_ms, self.view, out.fell_back

@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .messages import MESSAGE_SIZE_MAX
+
+# What one entry of a VIEW-CHANGE costs on top of its batch: a prepared proof's view, seq, kind
+# and certificate, or a pre-prepare report's view and seq, with their msgpack headers.
+VIEW_CHANGE_ENTRY_BYTES = 128
+# A VIEW-CHANGE's envelope: its stable checkpoint with certificate, sender, signature, headers.
+VIEW_CHANGE_ENVELOPE_BYTES = 512
+
 ACCOUNTS: tuple[str, ...] = tuple("ABCDEFGHIJ")
 INITIAL_BALANCE = 10
 
@@ -52,8 +60,10 @@ class Timers:
 class ClusterConfig:
     f: int = 2
     checkpoint_interval: int = 10
-    # Sequence numbers a leader may run ahead of the last stable checkpoint (high watermark).
-    log_window: int = 400
+    # Sequence numbers a leader may run ahead of the last stable checkpoint (high watermark);
+    # 0 means 4 × checkpoint_interval (`window`). It bounds what a VIEW-CHANGE can carry, so
+    # together with the frame limit it sets the byte budget of a batch (`batch_bytes_max`).
+    log_window: int = 0
     batch_size_max: int = 64
     # Consensus instances the leader keeps in flight before it waits (pipelining depth).
     inflight_max: int = 8
@@ -90,6 +100,25 @@ class ClusterConfig:
     def join_quorum(self) -> int:
         """View-change messages for a higher view that make a replica join it: one is honest."""
         return self.f + 1
+
+    @property
+    def window(self) -> int:
+        """The high watermark's distance from the stable checkpoint (see `log_window`)."""
+        return self.log_window or 4 * self.checkpoint_interval
+
+    @property
+    def view_change_bytes_max(self) -> int:
+        """A NEW-VIEW carries 2f+1 VIEW-CHANGEs and an O no larger than one of them, and must
+        fit one frame; a larger VIEW-CHANGE is refused."""
+        return MESSAGE_SIZE_MAX // (self.quorum + 2)
+
+    @property
+    def batch_bytes_max(self) -> int:
+        """The encoded size of a batch a leader may propose. An honest VIEW-CHANGE reports up
+        to two batches (prepared and pre-prepared) per sequence number in the window, and must
+        stay within `view_change_bytes_max` whatever a Byzantine leader got it to accept."""
+        per_entry = (self.view_change_bytes_max - VIEW_CHANGE_ENVELOPE_BYTES) // (2 * self.window)
+        return per_entry - VIEW_CHANGE_ENTRY_BYTES
 
     @property
     def replica_ids(self) -> range:

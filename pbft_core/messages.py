@@ -376,6 +376,16 @@ def batch_digest(batch: tuple[Request, ...]) -> bytes:
     return hashlib.sha256(_pack([_to_wire(r) for r in batch])).digest()
 
 
+def batch_bytes(batch: tuple[Request, ...]) -> int:
+    """The encoded size of a batch, as it travels inside a PRE-PREPARE or a VIEW-CHANGE."""
+    return len(_pack([_to_wire(r) for r in batch]))
+
+
+def request_bytes(request: Request) -> int:
+    """The encoded size of one request inside a batch."""
+    return len(_pack(_to_wire(request)))
+
+
 def request_digest(request: Request) -> bytes:
     return hashlib.sha256(_pack(_to_wire(request))).digest()
 

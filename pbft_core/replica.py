@@ -44,10 +44,12 @@ from collections.abc import Callable, Iterable
 from . import merkle
 from .bank import Bank, is_read_only
 from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
-from .config import ClusterConfig, replica_name
+from .config import VIEW_CHANGE_ENTRY_BYTES, ClusterConfig, replica_name
 from .crypto import NodeCrypto
 from .log import Slot
 from .messages import (
+    BYTES_FIELD_MAX,
+    MESSAGE_SIZE_MAX,
     CatchUp,
     Checkpoint,
     CheckpointProof,
@@ -68,8 +70,10 @@ from .messages import (
     Result,
     Status,
     ViewChange,
+    batch_bytes,
     batch_digest,
     reply_root_payload,
+    request_bytes,
 )
 from .ready import (
     DURABLE_EVENTS,
@@ -93,6 +97,9 @@ RequestKey = tuple[str, int]
 VERIFIED_REQUESTS_MAX = 100_000
 CATCH_UP_ENTRIES_MAX = 128
 HELPED_MAX = 1_000
+# A peer's FETCH is answered at most once per this fraction of the status interval.
+FETCH_ANSWER_INTERVAL = 0.5
+CATCH_UP_ENVELOPE_BYTES = 64 * 1024  # a CATCH-UP's checkpoint, headers, sender and signature
 EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
 FAST_PATH_HISTORY = 32
 # Fast-path outcomes remembered; with at least `FAST_PATH_GIVE_UP` misses among them the leader
@@ -101,6 +108,10 @@ FAST_PATH_OUTCOMES = 4
 FAST_PATH_GIVE_UP = 3
 FAST_PATH_PROBE_EVERY = 8
 FORWARDED_MAX = 10_000  # forwarded-request records kept before the executed ones are pruned
+# A client runs closed loop (one request outstanding), so more than a few unexecuted requests
+# from one client are a flood: the rest are refused until some execute.
+PENDING_PER_CLIENT_MAX = 8
+NEW_VIEWS_KEPT = 4  # the latest NEW-VIEWs, to hand to replicas still changing to them
 
 
 class Replica:
@@ -124,6 +135,11 @@ class Replica:
 
         # Requests known and not yet executed; the leader also queues them for proposal.
         self.pending: dict[RequestKey, Request] = {}
+        # When each pending request arrived (insertion order = age): the execution deadline
+        # runs from the oldest, so a leader cannot censor one request by ordering others.
+        self._pending_since_ms: dict[RequestKey, float] = {}
+        self._pending_per_client: Counter[str] = Counter()
+        self._view_started_ms = 0.0  # a new view's leader gets a whole timeout for old requests
         self.proposal_queue: deque[RequestKey] = deque()
         self.proposed: set[RequestKey] = set()
         self._verified_requests: dict[bytes, None] = {}
@@ -141,6 +157,8 @@ class Replica:
         self.snapshots: dict[int, bytes] = {}
 
         self.peer_progress: dict[int, int] = {}
+        self._fetch_answered_ms: dict[int, float] = {}  # peer -> when we last answered its FETCH
+        self._catch_up_cache: tuple[tuple[int, int, int], CatchUp] | None = None
         self.next_status_ms: float | None = None
         self._executed_at_last_status = 0
         self._fetch_rounds = 0
@@ -173,6 +191,7 @@ class Replica:
         """Take one message from the network."""
         self._now = now_ms
         if self.next_status_ms is None:
+            self._first_input(now_ms)
             self.next_status_ms = now_ms + self.config.timers.status_interval_ms
         handler = self._handlers.get(type(message))
         if handler is None:
@@ -185,6 +204,8 @@ class Replica:
     def tick(self, now_ms: float) -> Ready:
         """Let time pass: do deferred work, then fire whatever timers are due."""
         self._now = now_ms
+        if self.next_status_ms is None:
+            self._first_input(now_ms)
         deferred, self._deferred = self._deferred, []
         for work in deferred:
             work()
@@ -214,6 +235,13 @@ class Replica:
             self._start_view_change(self.view + 1, "new-view timer expired")
         return self._flush()
 
+    def _first_input(self, now_ms: float) -> None:
+        """The first input since start or restart: the clock is known from here on. Requests a
+        restarted replica recovered get a whole execution timeout from now, not from when they
+        first arrived before the crash (the shell's clock may have restarted too)."""
+        self._view_started_ms = max(self._view_started_ms, now_ms)
+        self._restart_exec_timer()
+
     # ---- small helpers ---------------------------------------------------------------------
 
     @property
@@ -230,7 +258,7 @@ class Replica:
 
     @property
     def high_watermark(self) -> int:
-        return self.stable_seq + self.config.log_window
+        return self.stable_seq + self.config.window
 
     def status_of(self, seq: int) -> SlotStatus:
         slot = self.slots.get(seq)
@@ -287,6 +315,9 @@ class Replica:
 
     def _authentic(self, message: Message) -> bool:
         if isinstance(message, Request):
+            if request_bytes(message) > self.config.batch_bytes_max:
+                self._drop(message, "request too large")  # no batch could carry it
+                return False
             if self._request_valid(message):
                 return True
             self._drop(message, "bad client signature")
@@ -325,10 +356,44 @@ class Replica:
             self._ready.to_clients.append((r.client, reply))
 
     def _restart_exec_timer(self) -> None:
+        """Backup: suspect the leader once the oldest request it knows has waited a timeout.
+
+        The deadline runs from the oldest pending request's arrival (or the start of the view,
+        whichever is later), not from the last execution: a leader that keeps ordering other
+        clients' requests would otherwise never be suspected of censoring one.
+        """
         if self.pending and self.view_active and not self.is_leader:
-            self.exec_deadline_ms = self._now + self.config.timers.execution_timeout_ms
+            oldest_ms = self._pending_since_ms[next(iter(self.pending))]
+            start_ms = max(oldest_ms, self._view_started_ms)
+            self.exec_deadline_ms = start_ms + self.config.timers.execution_timeout_ms
         else:
             self.exec_deadline_ms = None
+
+    def _add_pending(self, request: Request, *, from_client: bool) -> bool:
+        """Remember an unexecuted request; False if its client already has too many pending
+        (only for requests straight from a client: a batch the protocol accepted is kept)."""
+        if request.key in self.pending:
+            return True
+        if from_client and self._pending_per_client[request.client] >= PENDING_PER_CLIENT_MAX:
+            return False
+        self.pending[request.key] = request
+        self._pending_since_ms[request.key] = self._now
+        self._pending_per_client[request.client] += 1
+        return True
+
+    def _remove_pending(self, key: RequestKey) -> None:
+        if self.pending.pop(key, None) is None:
+            return
+        del self._pending_since_ms[key]
+        client = key[0]
+        self._pending_per_client[client] -= 1
+        if not self._pending_per_client[client]:
+            del self._pending_per_client[client]
+
+    def _forget_executed_pending(self) -> None:
+        """After a state transfer: what the new state executed is no longer pending."""
+        for key in [k for k in self.pending if self.bank.is_executed(*k)]:
+            self._remove_pending(key)
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -344,8 +409,9 @@ class Replica:
             if cached is not None:
                 self._reply([(request, cached)])
             return
-        if request.key not in self.pending:
-            self.pending[request.key] = request
+        if not self._add_pending(request, from_client=True):
+            self._drop(request, "client has too many pending requests")
+            return
         if self.is_leader and self.view_active:
             if request.key not in self.proposed and request.key not in self.proposal_queue:
                 self.proposal_queue.append(request.key)
@@ -384,12 +450,18 @@ class Replica:
             and self.next_seq <= self.high_watermark
         ):
             batch: list[Request] = []
+            size = 0
             while self.proposal_queue and len(batch) < self.config.batch_size_max:
-                key = self.proposal_queue.popleft()
-                request = self.pending.get(key)
-                if request is not None and key not in self.proposed:
-                    batch.append(request)
-                    self.proposed.add(key)
+                request = self.pending.get(self.proposal_queue[0])
+                if request is None or request.key in self.proposed:
+                    self.proposal_queue.popleft()
+                    continue
+                size += request_bytes(request)
+                if batch and size > self.config.batch_bytes_max:
+                    break  # the next batch starts with it
+                self.proposal_queue.popleft()
+                batch.append(request)
+                self.proposed.add(request.key)
             if not batch:
                 return
             seq, self.next_seq = self.next_seq, self.next_seq + 1
@@ -419,14 +491,15 @@ class Replica:
         if not self.stable_seq < pp.seq <= self.high_watermark:
             self._drop(pp, "outside watermarks")
             return
-        if not 0 < len(pp.batch) <= self.config.batch_size_max:
+        if not pp.batch:
             self._drop(pp, "batch size")
+            return
+        reason = self._batch_invalid(pp.batch)
+        if reason is not None:
+            self._drop(pp, reason)
             return
         if pp.digest != batch_digest(pp.batch):
             self._drop(pp, "digest mismatch")
-            return
-        if any(r.read_only or not self._request_valid(r) for r in pp.batch):
-            self._drop(pp, "bad request in batch")
             return
         slot = self._slot(pp.seq)
         if slot.view == pp.view:
@@ -437,6 +510,18 @@ class Replica:
             self._drop(pp, "conflicts with a committed batch")
             return
         self._accept(slot, pp.view, pp.digest, pp.batch)
+
+    def _batch_invalid(self, batch: tuple[Request, ...]) -> str | None:
+        """Why a proposed batch (a PRE-PREPARE's, or one NEW-VIEW re-proposes) may not be
+        ordered, or None: every request in it must be an ordered request its client signed,
+        and the batch must fit the budgets every honest leader keeps."""
+        if len(batch) > self.config.batch_size_max:
+            return "batch size"
+        if batch_bytes(batch) > self.config.batch_bytes_max:
+            return "batch too large"
+        if any(r.read_only or not self._request_valid(r) for r in batch):
+            return "bad request in batch"
+        return None
 
     def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
         """Take (view, seq, batch) as this view's proposal and sign a prepare share for it."""
@@ -450,7 +535,7 @@ class Replica:
         self._ready.events.append(StatusChanged(slot.seq, view, slot.status, digest))
         for request in batch:
             if not self.bank.is_executed(request.client, request.timestamp):
-                self.pending.setdefault(request.key, request)
+                self._add_pending(request, from_client=False)
             self.proposed.add(request.key)
         if self.is_leader:
             self._deferred.append(lambda: self._own_shares(slot, view, digest))
@@ -479,33 +564,33 @@ class Replica:
             slot.fast_shares[self.id] = fast_share
         self._certify_prepare(slot, allow_wait=True)
 
-    def _matching_slot(self, message: Message, view: int, seq: int, digest: bytes) -> Slot | None:
-        """The slot a certificate speaks of, if we accepted that pre-prepare; else keep it."""
-        slot = self.slots.get(seq)
-        if not self.stable_seq < seq <= self.high_watermark:
-            return None
-        if slot is None or slot.view != view:
-            if view == self.view and len(self._slot(seq).early) < EARLY_MESSAGES_MAX:
-                self._slot(seq).early.append(message)
-            return None
-        if slot.digest != digest:
-            self._drop(message, "digest mismatch")
-            return None
-        return slot
-
     def _certified_slot(
         self, message: Message, view: int, seq: int, digest: bytes, kind: int, certificate: bytes
     ) -> tuple[Slot, Proof] | None:
-        """A leader's certificate for a proposal we accepted, checked; None if not usable."""
-        if not self._in_view(message, view):
+        """A leader's certificate for a proposal we accepted, checked; None if not usable.
+
+        A valid certificate whose pre-prepare has not arrived yet is kept for when it does.
+        It is checked before it is kept, so only the few genuine ones can wait there.
+        """
+        if not self._in_view(message, view) or not self.stable_seq < seq <= self.high_watermark:
             return None
-        slot = self._matching_slot(message, view, seq, digest)
-        if slot is None or slot.committed is not None:
-            return None
-        if kind == ProofKind.PREPARE and slot.status != SlotStatus.PRE_PREPARED:
-            return None
+        slot = self.slots.get(seq)
+        accepted = slot is not None and slot.view == view
+        if slot is not None and accepted:
+            if slot.digest != digest:
+                self._drop(message, "digest mismatch")
+                return None
+            if slot.committed is not None:
+                return None
+            if kind == ProofKind.PREPARE and slot.status != SlotStatus.PRE_PREPARED:
+                return None
         if not self.certifier.check(kind, view, seq, digest, certificate):
             self._drop(message, "bad certificate")
+            return None
+        if slot is None or not accepted:
+            early = self._slot(seq).early
+            if len(early) < EARLY_MESSAGES_MAX:
+                early.append(message)
             return None
         return slot, Proof(view, seq, slot.batch, kind, certificate)
 
@@ -701,7 +786,7 @@ class Replica:
         for request in proof.batch:
             result = self.bank.execute(request)
             results.append(result)
-            self.pending.pop(request.key, None)
+            self._remove_pending(request.key)
             self.proposed.discard(request.key)
             if result is not None:
                 answers.append((request, result))
@@ -730,7 +815,7 @@ class Replica:
     def on_checkpoint(self, cp: Checkpoint) -> None:
         if cp.seq <= self.stable_seq or cp.seq % self.config.checkpoint_interval:
             return
-        if cp.seq > self.stable_seq + 2 * self.config.log_window:
+        if cp.seq > self.stable_seq + 2 * self.config.window:
             self._drop(cp, "checkpoint too far ahead")
             return
         self._vote_checkpoint(cp.seq, cp.state_digest, cp.replica, cp.share)
@@ -790,20 +875,44 @@ class Replica:
     def on_fetch(self, fe: Fetch) -> None:
         if fe.after_seq >= self.last_executed:
             return
-        checkpoint, snapshot, start = None, b"", fe.after_seq
-        if fe.after_seq < self.stable_seq and self.stable is not None:
-            if self.stable.seq not in self.snapshots:
+        # A 70-byte FETCH buys a CATCH-UP of up to a frame: answer each peer at most once per
+        # `FETCH_ANSWER_INTERVAL` of the status period (an honest one asks about once a period),
+        # and hand out the same signed answer while nothing changed.
+        last_ms = self._fetch_answered_ms.get(fe.replica)
+        if last_ms is not None and self._now - last_ms < self.config.timers.status_interval_ms * FETCH_ANSWER_INTERVAL:
+            self.metrics["catch_up.fetches_refused"] += 1
+            return
+        self._fetch_answered_ms[fe.replica] = self._now
+        key = (fe.after_seq, self.last_executed, self.stable_seq)
+        if self._catch_up_cache is None or self._catch_up_cache[0] != key:
+            answer = self._catch_up_for(fe.after_seq)
+            if answer is None:
                 return
-            checkpoint, snapshot, start = self.stable, self.snapshots[self.stable.seq], self.stable.seq
+            self._catch_up_cache = (key, answer)
+        self._send(fe.replica, self._catch_up_cache[1])
+
+    def _catch_up_for(self, after_seq: int) -> CatchUp | None:
+        """A signed CATCH-UP for a peer that executed up to `after_seq`, within one frame."""
+        checkpoint, snapshot, start = None, b"", after_seq
+        if after_seq < self.stable_seq and self.stable is not None:
+            snapshot = self.snapshots.get(self.stable.seq, b"")
+            if not snapshot or len(snapshot) > BYTES_FIELD_MAX:
+                self.metrics["catch_up.snapshot_unavailable"] += 1
+                return None
+            checkpoint, start = self.stable, self.stable.seq
+        budget = MESSAGE_SIZE_MAX - len(snapshot) - CATCH_UP_ENVELOPE_BYTES
         entries: list[Proof] = []
         for seq in range(start + 1, self.last_executed + 1):
             slot = self.slots.get(seq)
             if slot is None or slot.committed is None or len(entries) >= CATCH_UP_ENTRIES_MAX:
                 break
+            budget -= batch_bytes(slot.committed.batch) + VIEW_CHANGE_ENTRY_BYTES
+            if budget < 0:
+                break
             entries.append(slot.committed)
         if checkpoint is None and not entries:
-            return
-        self._send(fe.replica, self._sign(CatchUp(checkpoint, snapshot, tuple(entries), self.id)))
+            return None
+        return self._sign(CatchUp(checkpoint, snapshot, tuple(entries), self.id))  # type: ignore[return-value]
 
     def on_catch_up(self, cu: CatchUp) -> None:
         cp = cu.checkpoint
@@ -833,8 +942,8 @@ class Replica:
         self.bank = Bank.from_snapshot(snapshot)
         self.last_executed = cp.seq
         self.snapshots[cp.seq] = snapshot
-        for key in [k for k in self.pending if self.bank.is_executed(*k)]:
-            del self.pending[key]
+        self._forget_executed_pending()
+        self._restart_exec_timer()
         self.metrics["catch_up.snapshots"] += 1
         self._ready.events.append(StateTransferred(cp, snapshot))
         self._stabilize(cp)
@@ -916,6 +1025,17 @@ class Replica:
                 self._send(vc.replica, held)
 
     def _record_view_change(self, vc: ViewChange) -> None:
+        if vc.new_view > self.view:
+            # Of the views above ours, keep each replica's highest only (an honest replica only
+            # moves up): a liar cannot hold one VIEW-CHANGE per future view here.
+            for view, by in list(self.view_changes.items()):
+                held = by.get(vc.replica)
+                if view > self.view and held is not None:
+                    if view > vc.new_view:
+                        return
+                    del by[vc.replica]
+                    if not by:
+                        del self.view_changes[view]
         self.view_changes.setdefault(vc.new_view, {})[vc.replica] = vc
         # Join: f+1 replicas want a higher view, so at least one honest one does.
         higher = {r: v for v, by in self.view_changes.items() if v > self.view for r in by}
@@ -936,6 +1056,10 @@ class Replica:
             self._broadcast(nv)
             self._install_new_view(nv)  # type: ignore[arg-type]
 
+    def _keep_new_view(self, nv: NewView) -> None:
+        self.new_views.append(nv)
+        del self.new_views[:-NEW_VIEWS_KEPT]
+
     def on_new_view(self, nv: NewView) -> None:
         if nv.view < self.view or (nv.view == self.view and self.view_active):
             return
@@ -950,7 +1074,8 @@ class Replica:
             if vc.new_view != nv.view or vc.replica not in self.config.replica_ids:
                 self._drop(nv, "new-view carries a view change for another view")
                 return
-            if vc.replica != self.id and not self.crypto.verify_replica(vc.replica, vc.signing_payload(), vc.sig):
+            # The receiver's own VIEW-CHANGE too: the leader could put words in its mouth.
+            if not self.crypto.verify_replica(vc.replica, vc.signing_payload(), vc.sig):
                 self._drop(nv, "new-view carries a forged view change")
                 return
             if check_view_change(vc, self.config, self.certifier) is not None:
@@ -959,16 +1084,20 @@ class Replica:
         if select_proposals(self.config, nv.view_changes) != nv.proposals:
             self._drop(nv, "new-view O does not follow from V")
             return
+        if any(p.batch and self._batch_invalid(p.batch) is not None for p in nv.proposals):
+            self._drop(nv, "new-view re-proposes an invalid batch")
+            return
         self._install_new_view(nv)
 
     def _install_new_view(self, nv: NewView) -> None:
         self.view = nv.view
         self.view_active = True
+        self._view_started_ms = self._now
         self.vc_resend_ms = None
         self._ready.events.append(ViewEntered(nv.view, active=True))
         self.vc_attempts = 0
         self.vc_deadline_ms = None
-        self.new_views.append(nv)
+        self._keep_new_view(nv)
         self.metrics["view_changes.completed"] += 1
         for v in [v for v in self.view_changes if v <= nv.view]:
             del self.view_changes[v]
@@ -1025,7 +1154,7 @@ class Replica:
                 self._slot(event.seq).accept(event.view, batch_digest(event.batch), event.batch)
                 for request in event.batch:
                     if not self.bank.is_executed(request.client, request.timestamp):
-                        self.pending[request.key] = request
+                        self._add_pending(request, from_client=False)
                     self.proposed.add(request.key)
         elif isinstance(event, ProofStored):
             proof = event.proof
@@ -1040,7 +1169,7 @@ class Replica:
             if event.seq == self.last_executed + 1:
                 for request in event.batch:
                     self.bank.execute(request)
-                    self.pending.pop(request.key, None)
+                    self._remove_pending(request.key)
                     self.proposed.discard(request.key)
                 self.last_executed = event.seq
                 if event.seq in self.slots:
@@ -1052,11 +1181,10 @@ class Replica:
                 self.bank = Bank.from_snapshot(event.snapshot)
                 self.last_executed = event.seq
                 self.snapshots[event.seq] = event.snapshot
-                for key in [k for k in self.pending if self.bank.is_executed(*k)]:
-                    del self.pending[key]
+                self._forget_executed_pending()
             self._stabilize(event.proof)
         elif isinstance(event, NewViewInstalled):
-            self.new_views.append(event.message)
+            self._keep_new_view(event.message)
         elif isinstance(event, CheckpointStable):
             if event.snapshot is not None:
                 self.snapshots[event.seq] = event.snapshot

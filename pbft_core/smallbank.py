@@ -26,7 +26,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .bank import FAILED, INITIAL_STATES, OK, Balances, Result, operation
+from .bank import BALANCE_MAX, FAILED, INITIAL_STATES, OK, Balances, Result, fits, operation
 from .messages import Arg
 
 INITIAL_SMALLBANK_BALANCE = 1000
@@ -84,7 +84,8 @@ def balance(balances: Balances, args: tuple[Arg, ...]) -> Result:
     c = _customer(balances, args[0]) if len(args) == 1 else None
     if c is None:
         return FAILED
-    return balances[savings(c)] + balances[checking(c)]
+    total = balances[savings(c)] + balances[checking(c)]
+    return total if fits(total) else FAILED
 
 
 @operation("amalgamate")
@@ -95,6 +96,8 @@ def amalgamate(balances: Balances, args: tuple[Arg, ...]) -> Result:
     if source is None or target is None or source == target:
         return FAILED
     total = balances[savings(source)] + balances[checking(source)]
+    if not fits(balances[checking(target)] + total):
+        return FAILED
     balances[savings(source)] = balances[checking(source)] = 0
     balances[checking(target)] += total
     return OK
@@ -105,7 +108,7 @@ def deposit_checking(balances: Balances, args: tuple[Arg, ...]) -> Result:
     if len(args) != 2:
         return FAILED
     c, amount = _customer(balances, args[0]), _amount(args[1])
-    if c is None or amount is None:
+    if c is None or amount is None or not fits(balances[checking(c)] + amount):
         return FAILED
     balances[checking(c)] += amount
     return OK
@@ -119,7 +122,7 @@ def send_payment(balances: Balances, args: tuple[Arg, ...]) -> Result:
     amount = _amount(args[2])
     if source is None or target is None or amount is None or source == target:
         return FAILED
-    if balances[checking(source)] < amount:
+    if balances[checking(source)] < amount or not fits(balances[checking(target)] + amount):
         return FAILED
     balances[checking(source)] -= amount
     balances[checking(target)] += amount
@@ -131,7 +134,7 @@ def transact_savings(balances: Balances, args: tuple[Arg, ...]) -> Result:
     if len(args) != 2:
         return FAILED
     c, amount = _customer(balances, args[0]), _amount(args[1], signed=True)
-    if c is None or amount is None or balances[savings(c)] + amount < 0:
+    if c is None or amount is None or not 0 <= balances[savings(c)] + amount <= BALANCE_MAX:
         return FAILED
     balances[savings(c)] += amount
     return OK

@@ -38,12 +38,14 @@ from .messages import CheckpointProof, Proposal, Request, ViewChange, batch_dige
 
 def check_view_change(vc: ViewChange, config: ClusterConfig, certifier: Certifier) -> str | None:
     """Why `vc` is invalid, or None. The sender's signature is checked by the caller."""
+    if len(vc.encode()) > config.view_change_bytes_max:
+        return "view change too large"  # see ClusterConfig.view_change_bytes_max
     low = 0
     if vc.checkpoint is not None:
         if not certifier.checkpoint(vc.checkpoint):
             return "bad checkpoint certificate"
         low = vc.checkpoint.seq
-    high = low + config.log_window
+    high = low + config.window
     seen: set[int] = set()
     for proof in vc.prepared:
         if proof.seq in seen or not low < proof.seq <= high or proof.view >= vc.new_view:

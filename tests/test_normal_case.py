@@ -77,7 +77,7 @@ def test_a_certificate_that_overtakes_its_pre_prepare_is_kept_until_it_arrives()
 def test_a_pre_prepare_from_a_backup_or_outside_the_watermarks_is_dropped():
     backup = Replica(4, CONFIG, replica_crypto(4))
     backup.step(signed(PrePrepare(1, 1, DIGEST, BATCH, 2), replica_crypto(2)), 0.0)
-    backup.step(signed(PrePrepare(1, CONFIG.log_window + 1, DIGEST, BATCH, 1)), 0.0)
+    backup.step(signed(PrePrepare(1, CONFIG.window + 1, DIGEST, BATCH, 1)), 0.0)
     assert backup.metrics["dropped.not from the leader"] == 1
     assert backup.metrics["dropped.outside watermarks"] == 1
     assert not backup.slots
