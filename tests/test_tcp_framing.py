@@ -24,9 +24,12 @@ from pbft_core.clusterfile import (
 from pbft_core.config import ClusterConfig
 from pbft_core.runtime import tcp
 from pbft_core.runtime.framing import (
+    CLIENT_FRAME_BYTES_MAX,
     HEADER,
+    KIND_MESSAGE,
     ROLE_CLIENT,
     ROLE_REPLICA,
+    SEAL_OVERHEAD,
     Acceptor,
     Dialer,
     FrameTimeout,
@@ -35,9 +38,18 @@ from pbft_core.runtime.framing import (
     Session,
     SessionError,
     frame,
+    peek_message_tag,
     read_frame,
+    replica_of_name,
 )
-from pbft_core.runtime.tcp import ClientPool, ReplicaNode
+from pbft_core.runtime.tcp import (
+    ClientPool,
+    HandshakeSlots,
+    ReplicaNode,
+    TokenBucket,
+    client_connections_budget,
+    client_frame_bytes_max,
+)
 from pbft_core.runtime.tcp_local import free_ports
 
 SEEDS = {name: bytes([i]) * 32 for i, name in enumerate(["n1", "n2", "n3", "n4", "A", "B"], 1)}
@@ -173,6 +185,130 @@ def test_garbage_never_raises_anything_but_a_handshake_error(data: bytes) -> Non
         acceptor(1).on_auth(data)
     with pytest.raises(HandshakeError):
         dialer(ROLE_CLIENT, {"A": SEEDS["A"]}).on_hello(data)
+
+
+def test_a_non_ascii_or_odd_replica_name_is_a_handshake_error_not_a_traceback() -> None:
+    assert [replica_of_name(n) for n in ("n1", "n7", "n12")] == [1, 7, 12]
+    for odd in ("n²", "n٣", "n１", "n01", "n", "x1", "n-1", "n 1", "n1234567", ""):
+        assert replica_of_name(odd) is None, odd
+        a = acceptor(1)
+        with pytest.raises(HandshakeError) as caught:
+            a.on_auth(dialer(ROLE_REPLICA, {odd or "?": SEEDS["n3"]}).on_hello(a.hello()))
+        assert caught.value.reason == "handshake.unknown_identity"
+
+
+def test_a_hostile_acceptor_cannot_make_a_dialer_raise_anything_but_a_handshake_error() -> None:
+    import msgpack
+
+    d = dialer(ROLE_CLIENT, {"A": SEEDS["A"]}, 1)
+    d.on_hello(acceptor(1).hello())
+    for accept in (
+        msgpack.packb(["pbft-tcp/1", "refused"]),  # too short to say why
+        msgpack.packb(["pbft-tcp/1", ["accept"], b"x"]),
+        msgpack.packb(["pbft-tcp/1", "accept", "not bytes"]),
+    ):
+        with pytest.raises(HandshakeError):
+            d.on_accept(accept)
+
+
+# ---- peeking at a message's tag --------------------------------------------------------------
+
+
+def test_the_tag_is_read_from_the_first_bytes_of_any_array_size() -> None:
+    import msgpack
+
+    from pbft_core.messages import Request, encode
+
+    request = Request("A", 1, "transfer", ("A", "B", 1), False, bytes(64))
+    assert peek_message_tag(encode(request)) == Request.TAG
+    assert peek_message_tag(msgpack.packb([11] + [0] * 20)) == 11  # array16
+    assert peek_message_tag(msgpack.packb([12] + [0] * 70_000)) == 12  # array32
+    assert peek_message_tag(memoryview(KIND_MESSAGE + encode(request))[1:]) == Request.TAG
+    for garbage in (b"", b"\x91", b"\x90\x01", b"\x91\xcc\x05", b"\x91\xff", b"\xc1\x01", b"\xdc\x00", b"\x01\x02"):
+        assert peek_message_tag(garbage) is None, garbage
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=12))
+def test_peeking_at_garbage_never_raises(data: bytes) -> None:
+    tag = peek_message_tag(data)
+    assert tag is None or 0 <= tag <= 0x7F
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 127), st.lists(st.integers(0, 2**32) | st.binary(max_size=8), max_size=40))
+def test_peeking_agrees_with_decoding(tag: int, fields: list[object]) -> None:
+    import msgpack
+
+    assert peek_message_tag(msgpack.packb([tag, *fields])) == tag
+
+
+def test_the_client_frame_limit_admits_every_request_a_replica_accepts_and_no_more() -> None:
+    from pbft_core.messages import Request, encode, request_bytes
+
+    for f in (0, 1, 2, 3):
+        config = ClusterConfig(f=f)
+        limit = client_frame_bytes_max(config)
+        assert limit <= CLIENT_FRAME_BYTES_MAX
+        # The largest request the replica orders (`batch_bytes_max`) fits one client frame.
+        args: tuple[str, ...] = ()
+        while True:
+            bigger = Request("c" * 64, 2**63 - 1, "t" * 64, (*args, "x" * 64), False, bytes(64))
+            if request_bytes(bigger) > config.batch_bytes_max:
+                break
+            request, args = bigger, bigger.args  # type: ignore[assignment]
+        assert 1 + len(encode(request)) + SEAL_OVERHEAD <= limit
+        # ... and one that no replica would order need not be read at all.
+        assert 1 + len(encode(bigger)) + SEAL_OVERHEAD > limit - 64
+    # A request at the codec's own limit (8 MiB) is far beyond any client frame.
+    assert CLIENT_FRAME_BYTES_MAX <= 64 * 1024
+
+
+# ---- connection slots and rate limits (sans I/O) ---------------------------------------------
+
+
+def test_a_source_at_its_handshake_cap_evicts_its_own_oldest_not_anyone_else() -> None:
+    slots = HandshakeSlots(total_max=6, per_source_max=3)
+    assert slots.admit("10.0.0.9", "honest") == []
+    assert [slots.admit("6.6.6.6", f"idle{i}") for i in range(3)] == [[], [], []]
+    assert slots.admit("6.6.6.6", "idle3") == [("idle0", "conn.evicted_source_busy")]
+    assert slots.pending("6.6.6.6") == 3 and slots.pending("10.0.0.9") == 1
+    slots.release("honest")
+    slots.release("honest")  # idempotent
+    assert len(slots) == 3
+
+
+def test_a_full_table_evicts_from_the_busiest_source_and_spares_replica_hosts() -> None:
+    slots = HandshakeSlots(total_max=4, per_source_max=4, replica_hosts=frozenset({"10.0.0.2"}))
+    slots.admit("10.0.0.2", "n2")
+    slots.admit("10.0.0.2", "n2-again")
+    slots.admit("6.6.6.6", "a")
+    slots.admit("7.7.7.7", "b")
+    # Every source but the replica host holds one; the replica host holds two but is spared.
+    victims = slots.admit("8.8.8.8", "c")
+    assert victims == [("a", "conn.evicted_busy")]
+    assert len(slots) == 4
+    # Once only replica-host handshakes are left, the busiest source pays.
+    slots = HandshakeSlots(total_max=2, per_source_max=4, replica_hosts=frozenset({"1.1.1.1", "2.2.2.2"}))
+    slots.admit("1.1.1.1", "x")
+    slots.admit("2.2.2.2", "y")
+    assert slots.admit("1.1.1.1", "z") == [("x", "conn.evicted_busy")]
+
+
+def test_the_token_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = TokenBucket(rate_per_s=10.0, burst=3, now_s=100.0)
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(100.05) is False  # half a token
+    assert bucket.take(100.11) is True
+    assert [bucket.take(200.0) for _ in range(4)] == [True, True, True, False]  # capped at the burst
+
+
+def test_client_connections_fit_the_file_descriptors_left_for_replica_links() -> None:
+    assert client_connections_budget(20_000) == tcp.CLIENT_CONNECTIONS_MAX
+    small = client_connections_budget(1024)
+    assert 0 < small < tcp.CLIENT_CONNECTIONS_MAX
+    assert small + tcp.PENDING_HANDSHAKES_MAX + tcp.FILE_DESCRIPTORS_RESERVED <= 1024
+    assert client_connections_budget(100) == 0
 
 
 # ---- cluster file ----------------------------------------------------------------------------

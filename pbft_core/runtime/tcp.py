@@ -77,7 +77,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from ..client import Client, ClientReady, Completion
 from ..clusterfile import Address, ClusterFile
-from ..config import replica_name
+from ..config import ClusterConfig, replica_name
 from ..crypto import ED25519_SIG_SIZE, NodeCrypto
 from ..durable import DurableLog
 from ..faults import Attack, ByzantineReplica
@@ -157,6 +157,8 @@ STATUS_ANSWER_BYTES_MAX = 64 * 1024
 # answer. A replica dialing a peer reads nothing back (links are one-directional).
 TO_CLIENT_FRAME_BYTES_MAX = max(STATUS_ANSWER_BYTES_MAX, CLIENT_FRAME_BYTES_MAX) + 1 + SEAL_OVERHEAD
 TO_REPLICA_DIALER_FRAME_BYTES_MAX = 1024
+# `request_bytes` measures a request without its tag and array header; a few bytes cover them.
+CLIENT_FRAME_TAG_SLACK_BYTES = 16
 # A client pool keeps, per outstanding request, at most one matching, authentic reply per
 # (replica, read-only) pair to say who certified the result: a replica flooding replies grows
 # nothing.
@@ -338,6 +340,15 @@ class HandshakeSlots:
         queue.remove(item)
         if not queue:
             del self._by_source[source]
+
+
+def client_frame_bytes_max(config: ClusterConfig) -> int:
+    """The frame limit of a client connection: `CLIENT_FRAME_BYTES_MAX`, or less when the
+    replica refuses smaller requests anyway (a request larger than `batch_bytes_max` can never
+    be ordered, so reading one is wasted work). Room for the kind byte, the message tag and the
+    session's MAC on top of the request."""
+    request_max = max(0, config.batch_bytes_max) + CLIENT_FRAME_TAG_SLACK_BYTES
+    return min(CLIENT_FRAME_BYTES_MAX, request_max + 1 + SEAL_OVERHEAD)
 
 
 def client_connections_budget(fd_soft_max: int) -> int:
@@ -626,6 +637,7 @@ class ReplicaNode:
         # Each client identity's open connections, oldest first (at most CONNECTIONS_PER_CLIENT_MAX).
         self._connections_of: dict[str, deque[_Connection]] = {}
         self.client_connections_max = CLIENT_CONNECTIONS_MAX  # lowered at start if descriptors are short
+        self.client_frame_bytes_max = client_frame_bytes_max(self.config)
         self._handshakes = HandshakeSlots(PENDING_HANDSHAKES_MAX, PENDING_HANDSHAKES_PER_SOURCE_MAX)
         self._status_answer: tuple[float, bytes] | None = None  # (built at, ms; KIND_STATE + answer)
         self.restored_events = 0
@@ -1046,7 +1058,7 @@ class ReplicaNode:
         identity = connection.identity
         replica = identity.replica
         # A client only ever sends small requests and status queries (see CLIENT_FRAME_BYTES_MAX).
-        size_max = FRAME_SIZE_MAX if replica is not None else CLIENT_FRAME_BYTES_MAX
+        size_max = FRAME_SIZE_MAX if replica is not None else self.client_frame_bytes_max
         frames = 0
         while not connection.closed:
             body = await read_frame(connection.reader, size_max, FRAME_BODY_TIMEOUT_S)
