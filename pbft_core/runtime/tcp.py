@@ -144,10 +144,12 @@ CONNECTIONS_PER_CLIENT_MAX = 4
 # links need (accept() failing with EMFILE refuses everyone alike).
 FILE_DESCRIPTORS_RESERVED = 128
 # Status queries: each connection may ask STATUS_QUERIES_PER_S on average, in bursts of up to
-# STATUS_QUERY_BURST (more are dropped and counted); tools poll at most every 50 ms. The answer
-# is built at most once per STATUS_CACHE_MS (a status of a large SmallBank state hashes all of
-# it, 46 ms) and shared by every query meanwhile, and it is at most STATUS_ANSWER_BYTES_MAX:
-# balances beyond STATUS_BALANCES_MAX accounts are left out (the state digest covers them all).
+# STATUS_QUERY_BURST (more are dropped and counted); tools poll at most every 50 ms. The part of
+# the answer derived from the state is rebuilt only when the state changed and then at most once
+# per STATUS_CACHE_MS (the state digest hashes the whole state: 46 ms for a large SmallBank),
+# shared by every query meanwhile; counters are always current. An answer is at most
+# STATUS_ANSWER_BYTES_MAX: balances beyond STATUS_BALANCES_MAX accounts are left out (the state
+# digest covers them all).
 STATUS_QUERIES_PER_S = 20.0
 STATUS_QUERY_BURST = 40
 STATUS_CACHE_MS = 100.0
@@ -639,7 +641,8 @@ class ReplicaNode:
         self.client_connections_max = CLIENT_CONNECTIONS_MAX  # lowered at start if descriptors are short
         self.client_frame_bytes_max = client_frame_bytes_max(self.config)
         self._handshakes = HandshakeSlots(PENDING_HANDSHAKES_MAX, PENDING_HANDSHAKES_PER_SOURCE_MAX)
-        self._status_answer: tuple[float, bytes] | None = None  # (built at, ms; KIND_STATE + answer)
+        # (built at ms, (last_executed, stable_seq, bank), the state-derived status fields)
+        self._state_cache: tuple[float, tuple[int, int, int], dict[str, Any]] | None = None
         self.restored_events = 0
         self._epoch = time.monotonic()
         self._kick: asyncio.Event | None = None
@@ -1098,49 +1101,61 @@ class ReplicaNode:
     # ---- status ----------------------------------------------------------------------------
 
     def _status_payload(self) -> bytes:
-        """The status answer to send (KIND_STATE + msgpack), built at most once per
-        STATUS_CACHE_MS however many clients ask, and at most STATUS_ANSWER_BYTES_MAX."""
-        now = self.now_ms()
-        cached = self._status_answer
-        if cached is not None and now - cached[0] < STATUS_CACHE_MS:
-            return cached[1]
-        self.counters["status.built"] += 1
+        """The status answer to send (KIND_STATE + msgpack), at most STATUS_ANSWER_BYTES_MAX."""
         status = self.status()
         answer = _pack(status)
         if len(answer) > STATUS_ANSWER_BYTES_MAX:
             # Counters and metrics have bounded key sets, so this is a safety net, not a path.
             kept = ("replica", "view", "view_active", "last_executed", "stable_seq", "state_digest", "accounts")
             answer = _pack({**{k: status[k] for k in kept}, "balances": {}, "truncated": True})
-        payload = KIND_STATE + answer
-        self._status_answer = (now, payload)
-        return payload
+        return KIND_STATE + answer
+
+    def _state_summary(self) -> dict[str, Any]:
+        """The state-derived part of a status (progress, a bounded view of the balances, the
+        state digest, which hashes the whole state). Rebuilt only when the state changed, and
+        then at most once per STATUS_CACHE_MS, so its fields always describe one state, at most
+        that much behind, however many clients ask."""
+        assert self.host is not None
+        replica = self.host.replica
+        key = (replica.last_executed, replica.stable_seq, id(replica.bank))
+        now = self.now_ms()
+        cached = self._state_cache
+        if cached is not None and (cached[1] == key or now - cached[0] < STATUS_CACHE_MS):
+            return cached[2]
+        self.counters["status.built"] += 1
+        balances = replica.bank.balances
+        if len(balances) <= STATUS_BALANCES_MAX:
+            shown = dict(balances)
+        else:
+            shown = dict(itertools.islice(balances.items(), STATUS_BALANCES_MAX))
+        summary = {
+            "last_executed": replica.last_executed,
+            "stable_seq": replica.stable_seq,
+            "balances": shown,
+            "accounts": len(balances),
+            "balances_truncated": len(shown) < len(balances),
+            "state_digest": replica.bank.digest().hex(),
+        }
+        self._state_cache = (now, key, summary)
+        return summary
 
     def status(self) -> dict[str, Any]:
         """What `pbft client status` shows: progress, balances, links and counters.
 
         The fields of `NodeHost.state`, except that ``balances`` holds at most
         STATUS_BALANCES_MAX accounts (``accounts`` says how many there are, and
-        ``balances_truncated`` whether some were left out): a SmallBank state is megabytes."""
+        ``balances_truncated`` whether some were left out: a SmallBank state is megabytes),
+        and that the state-derived fields may be up to STATUS_CACHE_MS old (`_state_summary`)."""
         assert self.host is not None
         host = self.host
         replica = host.replica
-        balances = replica.bank.balances
-        if len(balances) <= STATUS_BALANCES_MAX:
-            shown = dict(balances)
-        else:
-            shown = dict(itertools.islice(balances.items(), STATUS_BALANCES_MAX))
         return {
             "replica": replica.id,
             "view": replica.view,
             "view_active": replica.view_active,
-            "last_executed": replica.last_executed,
-            "stable_seq": replica.stable_seq,
-            "balances": shown,
-            "accounts": len(balances),
-            "balances_truncated": len(shown) < len(balances),
+            **self._state_summary(),
             "metrics": {**replica.metrics, **host.sent},
             "cpu_ms": int(time.process_time() * 1000),
-            "state_digest": replica.bank.digest().hex(),
             "uptime_s": round(time.monotonic() - self._epoch, 3),
             "recovered_events": self.restored_events,
             "links_out": {replica_name(p): link.connection is not None for p, link in self.links.items()},
