@@ -45,7 +45,8 @@ frames of at most `CLIENT_FRAME_BYTES_MAX`; the message tag is peeked before dec
 client sending anything but a REQUEST or a status query is disconnected; connections are capped
 per identity (newest wins) and in total, and replica links never count against the client caps
 (nor against the file descriptors kept for them); status queries are rate-limited per
-connection, and the answer is cached briefly and bounded in size.
+connection, the answer's state-derived part is cached briefly, and the answer is bounded in
+size. A client pool keeps only authentic replies to its outstanding requests.
 
 **Client pool.** `ClientPool` hosts many closed-loop sans-I/O `Client`s in one process over one
 connection per replica (the handshake proves every identity of the pool), with their timers on
@@ -161,9 +162,6 @@ TO_CLIENT_FRAME_BYTES_MAX = max(STATUS_ANSWER_BYTES_MAX, CLIENT_FRAME_BYTES_MAX)
 TO_REPLICA_DIALER_FRAME_BYTES_MAX = 1024
 # `request_bytes` measures a request without its tag and array header; a few bytes cover them.
 CLIENT_FRAME_TAG_SLACK_BYTES = 16
-# A client pool keeps, per outstanding request, at most one matching, authentic reply per
-# (replica, read-only) pair to say who certified the result: a replica flooding replies grows
-# nothing.
 # A reader yields to the event loop after this many frames, so one busy peer cannot starve
 # the others (or the pump) of attention.
 FRAMES_PER_YIELD = 32
