@@ -102,14 +102,14 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
 _UINT = re.compile(r"[0-9]+", re.ASCII)
 _INT_LIKE = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_NUMBER_LIKE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_NUMBER_LIKE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 _NODE = re.compile(r"[nNsS]([0-9]+)", re.ASCII)
 _ATTACK = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?", re.ASCII | re.DOTALL)
 _OPENERS = {"(": ")", "[": "]"}
 _CLOSERS = {")": "(", "]": "["}
 _MAX_DIGITS = len(str(MAX_AMOUNT))
 # ``Name(args)``, optionally inside one more pair of parentheses: a SmallBank operation.
-_OPERATION = re.compile(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*\((.*)\)", re.ASCII | re.DOTALL)
+_OPERATION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)", re.ASCII | re.DOTALL)
 _OPERATION_NAMES = {title.lower(): op for op, title in OPERATION_TITLES.items()} | {
     op.replace("_", ""): op for op in OPERATION_TITLES
 }
@@ -288,11 +288,13 @@ def _split_top(text: str, separators: str) -> list[str]:
 
 def _positive_int(text: str, what: str) -> int:
     if _UINT.fullmatch(text):
-        if len(text.lstrip("0")) > _MAX_DIGITS or int(text) > MAX_AMOUNT:
+        # int() only on the significant digits: Python refuses strings of over 4300 digits.
+        digits = text.lstrip("0") or "0"
+        if len(digits) > _MAX_DIGITS or int(digits) > MAX_AMOUNT:
             raise _CellError(f"{what} {_clip(text)} is too large (at most {MAX_AMOUNT})")
-        value = int(text)
+        value = int(digits)
         if value == 0:
-            raise _CellError(f"{what} must be positive, got {text}")
+            raise _CellError(f"{what} must be positive, got {_clip(text)}")
         return value
     if _INT_LIKE.fullmatch(text):
         raise _CellError(f"{what} must be positive, got {_clip(text)}")
@@ -373,7 +375,7 @@ def _parse_transaction(cell: str, accounts: tuple[str, ...], line: int) -> Trans
 
 
 def _parse_operation(name: str, args_text: str, shown: str, line: int) -> Transaction:
-    op = _OPERATION_NAMES.get(name.replace(" ", "").replace("_", "").lower())
+    op = _OPERATION_NAMES.get(name.replace("_", "").lower())
     if op is None:
         known = ", ".join(OPERATION_TITLES.values())
         raise _CellError(f"unknown operation {_quote(name)} in {shown} (known: {known})")
@@ -412,9 +414,10 @@ def _signed_amount(text: str, shown: str) -> int:
     """Any whole number in the signed 64-bit range: whether the operation can be carried out
     with it (a negative deposit, say) is the operation's to decide, at run time."""
     if _INT_LIKE.fullmatch(text):
-        digits = text.lstrip("+-").lstrip("0")
-        if len(digits) <= _MAX_DIGITS and abs(int(text)) <= MAX_AMOUNT:
-            return int(text)
+        # int() only on the significant digits: Python refuses strings of over 4300 digits.
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        if len(digits) <= _MAX_DIGITS and int(digits) <= MAX_AMOUNT:
+            return -int(digits) if text.startswith("-") else int(digits)
         raise _CellError(f"amount {_clip(text)} is too large (at most {MAX_AMOUNT}) in {shown}")
     if _NUMBER_LIKE.fullmatch(text):
         raise _CellError(f"amount must be a whole number, got {_clip(text)} in {shown}")

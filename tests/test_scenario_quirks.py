@@ -298,6 +298,11 @@ def test_a_huge_cell_is_quoted_clipped_in_the_error() -> None:
         "9" * 1_000_000 + ",(A),[n1],[],[]",
         ",(A, B, " + "9" * 1_000_000 + "),,,",
         ",(DepositChecking(A, " + "9" * 1_000_000 + ")),,,",
+        ",(A, B, " + "0" * 1_000_000 + "),,,",
+        ",(DepositChecking(A, " + "0" * 1_000_000 + "x)),,,",
+        "0" * 1_000_000 + ",(A),[n1],[],[]",
+        ",(A" + " " * 1_000_000 + "x),,,",
+        ",(Balance" + " " * 1_000_000 + "x),,,",
     )
     for row in rows:
         with pytest.raises(ScenarioError) as info:
