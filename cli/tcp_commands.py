@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 EXIT_FAILED = 3
 EXIT_UNAVAILABLE = 4
 CLUSTER_HELP = "The cluster file written by `pbft keygen` (its key directories sit next to it)."
+# Counters of what a node refused or shed to protect itself (docs/deploy.md, TCP bounds).
+REFUSED_COUNTER_PREFIXES = (
+    "handshake.", "frame.", "conn.refused", "conn.evicted", "client.not_request", "status.rate_limited",
+)
 
 
 def _load_cluster(path: Path) -> ClusterFile:
@@ -355,7 +359,7 @@ def _print_status(cluster: ClusterFile, states: dict[int, dict[str, Any] | None]
         refused = {
             k: v
             for k, v in s["counters"].items()
-            if k.startswith(("handshake.", "frame.", "conn.refused")) or k.endswith("dropped_queue_full")
+            if k.startswith(REFUSED_COUNTER_PREFIXES) or k.endswith("dropped_queue_full")
         }
         if s.get("host.decode_failures"):
             refused["undecodable"] = s["host.decode_failures"]
