@@ -3,8 +3,10 @@
 Runs N seeds, each a safety phase under faults then a liveness phase on a healed network (see
 `pbft_core.sim.vopr`), with a progress bar and a summary of what was injected and what broke;
 ``--replay SEED -v`` reruns one seed exactly and prints its event trace, and ``--replay-file``
-reruns a saved (shrunk) failure. Also runnable without the `pbft` entry point as
-``python -m cli.simulate``.
+reruns a saved (shrunk) failure. ``--adversary NAME|all`` runs targeted attacks
+(`pbft_core.sim.strategies`) instead of the random Byzantine faults, one summary row per attack
+(violations, liveness failures, escaped exceptions, peak memory per replica). Also runnable
+without the `pbft` entry point as ``python -m cli.simulate``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.table import Table
 
 from pbft_core.sim.plan import ALL_FAULTS, Plan, generate_plan
 from pbft_core.sim.runner import Batch, Summary, run_seeds
+from pbft_core.sim.strategies import STRATEGIES
 from pbft_core.sim.vopr import LIVENESS_BOUND_MS, RunOptions, SeedResult, load_failure, run_plan
 
 DEFAULT_TRACE_DIR = Path(".pbft/simulate")
@@ -140,6 +143,11 @@ def _parse_faults(value: str | None) -> tuple[str, ...]:
     help="Rerun a saved failure (a trace file) and print its trace.",
 )
 @click.option(
+    "--adversary",
+    default=None,
+    help=f"Targeted attack instead of random Byzantine faults: all, or one of {', '.join(STRATEGIES)}.",
+)
+@click.option(
     "-v",
     "--verbose",
     count=True,
@@ -159,6 +167,7 @@ def simulate(
     liveness_bound_ms: float,
     replay_seed: int | None,
     replay_file: Path | None,
+    adversary: str | None,
     verbose: int,
 ) -> None:
     """Deterministic simulation: many seeded fault schedules, invariants checked after every message."""
@@ -174,12 +183,20 @@ def simulate(
                 crypto=document.get("crypto", crypto), liveness_bound_ms=liveness_bound_ms
             )
         else:
-            plan = generate_plan(replay_seed, f=f, requests=requests, faults=faults)  # type: ignore[arg-type]
+            if adversary == "all":
+                raise click.BadParameter("replay one adversary at a time", param_hint="--adversary")
+            plan = generate_plan(replay_seed, f=f, requests=requests, faults=faults, adversary=adversary)  # type: ignore[arg-type]
         result = _replay(console, plan, options, verbose)
         sys.exit(0 if result.ok else 1)
 
-    batch = Batch(f=f, requests=requests, faults=faults, options=options)
     jobs = jobs or os.cpu_count() or 1
+    if adversary is not None:
+        _simulate_adversaries(
+            console, adversary, f, requests, faults, options, range(start, start + seed_count), jobs,
+            trace_dir, shrink_max, json_out,
+        )
+        return
+    batch = Batch(f=f, requests=requests, faults=faults, options=options)
     summary = _run_with_progress(
         console, batch, range(start, start + seed_count), jobs, trace_dir, shrink_max
     )
@@ -189,6 +206,87 @@ def simulate(
         json_out.write_text(json.dumps(summary.to_json(), indent=2))
         console.print(f"summary written to {json_out}")
     sys.exit(0 if not (summary.violations or summary.liveness_failures) else 1)
+
+
+def _simulate_adversaries(
+    console: Console, adversary: str, f: int, requests: int, faults: tuple[str, ...], options: RunOptions,
+    seeds: range, jobs: int, trace_dir: Path, shrink_max: int, json_out: Path | None,
+) -> None:
+    if adversary == "all":
+        names = list(STRATEGIES)
+    elif adversary in STRATEGIES:
+        names = [adversary]
+    else:
+        raise click.BadParameter(
+            f"unknown adversary {adversary!r}; choose all or one of {', '.join(STRATEGIES)}", param_hint="--adversary"
+        )
+    summaries: dict[str, Summary] = {}
+    for name in names:
+        if f < STRATEGIES[name].f_min:
+            console.print(f"[yellow]{name}: skipped, needs f >= {STRATEGIES[name].f_min}[/]")
+            continue
+        console.print(f"[bold]adversary {name}[/]: {STRATEGIES[name].tests}")
+        allowed = tuple(fault for fault in faults if fault in STRATEGIES[name].faults)
+        batch = Batch(f=f, requests=requests, faults=allowed, options=options, adversary=name)
+        summaries[name] = _run_with_progress(console, batch, seeds, jobs, trace_dir, shrink_max)
+    _render_adversaries(console, summaries, f, requests, options.crypto)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "seeds": len(seeds), "start": seeds.start, "f": f, "requests_per_seed": requests, "crypto": options.crypto,
+            "adversaries": {name: summary.to_json() for name, summary in summaries.items()},
+        }
+        json_out.write_text(json.dumps(document, indent=2))
+        console.print(f"summary written to {json_out}")
+    failed = any(s.violations or s.liveness_failures for s in summaries.values())
+    sys.exit(1 if failed else 0)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f}"
+
+
+def _render_adversaries(console: Console, summaries: dict[str, Summary], f: int, requests: int, crypto: str) -> None:
+    n = 3 * f + 1
+    table = Table(title=f"pbft simulate --adversary (f={f}, {requests} requests per seed, crypto={crypto})")
+    table.add_column("adversary")
+    table.add_column("seeds", justify="right")
+    table.add_column("violations", justify="right")
+    table.add_column("liveness", justify="right")
+    table.add_column("exceptions", justify="right")
+    table.add_column(f"peak MB n1..n{n} (- Byzantine)")
+    for name, summary in summaries.items():
+        violations = len(summary.violations) - len(summary.exceptions)
+        peaks = summary.peak_memory()
+        table.add_row(
+            name,
+            str(summary.seeds),
+            _count_style(violations),
+            _count_style(len(summary.liveness_failures)),
+            _count_style(len(summary.exceptions)),
+            " ".join(_megabytes(peaks[f"n{r}"]) if f"n{r}" in peaks else "-" for r in range(1, n + 1)),
+        )
+    console.print(table)
+    console.print(
+        "peak memory: estimated deep size of each honest replica's buffers, sampled every 250 ms of "
+        "virtual time, highest over the seeds (docs/simulation.md). Largest buffer at the highest peak:"
+    )
+    for name, summary in summaries.items():
+        console.print(f"  {name}: {summary.peak_buffer() or '-'}", markup=False)
+    failing = [(name, r) for name, s in summaries.items() for r in s.violations + s.liveness_failures]
+    if failing:
+        detail = Table(title="failing seeds")
+        detail.add_column("adversary")
+        detail.add_column("seed", justify="right")
+        detail.add_column("failure")
+        detail.add_column("detail", overflow="fold")
+        for name, r in failing[:50]:
+            detail.add_row(name, str(r.seed), r.invariant or "liveness", (r.detail or r.liveness or "")[:200])
+        console.print(detail)
+        name, first = failing[0]
+        console.print(
+            f"replay: pbft simulate --replay {first.seed} --adversary {name} --f {f} --requests {requests} --crypto {crypto} -v"
+        )
 
 
 def _require_real_crypto() -> None:

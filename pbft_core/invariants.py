@@ -26,6 +26,12 @@ a twin, may do anything). The invariants, by the name reports use:
 - ``client-validity``: a client accepts only a result that an honest replica produced: for an
   ordered request, the result an honest replica's execution returned; for an unordered read, a
   balance some honest replica held.
+- ``authentic``: an honest replica executes only requests their clients signed (whatever path
+  the request took: a PRE-PREPARE, a NEW-VIEW's O, a catch-up).
+- ``linearizable``: the honest clients' history (invocations, completions, results) is
+  linearizable against the sequential bank (`linearizability`); checked once per run, at the end,
+  by `check_history`. Stronger than ``client-validity``: a stale read is a value some honest
+  replica held, but not one a linearizable bank could return.
 
 The reference log is built from honest executions (``agreement`` guarantees there is one) and
 replayed in order on a reference bank, which yields the expected state digest at every
@@ -42,6 +48,7 @@ from .bank import Bank
 from .certificates import checkpoint_message, commit_message, prepare_message
 from .client import Completion
 from .crypto import NodeCrypto
+from .linearizability import Operation, check
 from .messages import (
     CatchUp,
     CheckpointProof,
@@ -54,6 +61,7 @@ from .messages import (
     Request,
     ViewChange,
     batch_digest,
+    request_digest,
 )
 from .ready import Executed, Ready, SlotStatus, StateTransferred, StatusChanged
 
@@ -69,6 +77,8 @@ INVARIANTS = (
     "at-most-once",
     "replay",
     "client-validity",
+    "authentic",
+    "linearizable",
 )
 
 RequestKey = tuple[str, int]
@@ -115,6 +125,7 @@ class InvariantChecker:
         self._results: dict[RequestKey, set[object]] = {}
         self._values: dict[str, set[int]] = {a: {b} for a, b in initial.balances.items()}
         self._shadows: dict[str, _Shadow] = {}
+        self._signed: set[bytes] = set()  # requests (by digest, signature included) verified
 
     @classmethod
     def attach(cls, sim: Simulation) -> InvariantChecker:
@@ -157,6 +168,8 @@ class InvariantChecker:
     def _on_executed(self, node: SimNode, event: Executed) -> None:
         self.checks += 1
         where = f"{node.address} seq {event.seq}"
+        for request in event.batch:
+            self._check_signed(request, where)
         digest = batch_digest(event.batch)
         decided = self.decided.get(event.seq)
         if decided is None:
@@ -190,6 +203,18 @@ class InvariantChecker:
         shadow.last_seq = event.seq
         if event.state_digest:
             self._check_digest(event.seq, event.state_digest, f"{node.address} checkpoint state")
+
+    def _check_signed(self, request: Request, where: str) -> None:
+        key = request_digest(request)
+        if key in self._signed:
+            return
+        if not self._verifier.verify_client(request.client, request.signing_payload(), request.sig):
+            self.fail(
+                "authentic",
+                f"{where}: executed {request.client}/{request.timestamp} {request.op}{request.args}, "
+                f"which {request.client} never signed",
+            )
+        self._signed.add(key)
 
     def _on_state_transferred(self, node: SimNode, event: StateTransferred) -> None:
         self.checks += 1
@@ -362,6 +387,13 @@ class InvariantChecker:
                 f"{client} accepted {completion.result!r} for request {request.timestamp} "
                 f"{request.op}{request.args}; honest replicas produced {sorted(map(repr, produced))}",
             )
+
+    def check_history(self, operations: Iterable[Operation]) -> None:
+        """The honest clients' history must be linearizable (an inconclusive search passes)."""
+        self.checks += 1
+        verdict = check(operations, Bank.initial(self._initial_state).balances)
+        if verdict.ok is False:
+            self.fail("linearizable", f"{verdict.operations} operations: {verdict.detail}")
 
     def summary(self) -> dict[str, int]:
         return {

@@ -126,6 +126,8 @@ class Plan:
     events: tuple[FaultEvent, ...]
     streams: dict[str, int] = field(default_factory=dict)  # seeds of the run's random streams
     config: ConfigPlan = field(default_factory=ConfigPlan)
+    # A targeted attack of `strategies` ("" for none): it owns the Byzantine identities.
+    adversary: str = ""
 
     @property
     def n(self) -> int:
@@ -177,6 +179,7 @@ class Plan:
             ),
             streams={str(k): int(v) for k, v in data.get("streams", {}).items()},
             config=ConfigPlan(**data.get("config", {})),
+            adversary=str(data.get("adversary", "")),
         )
 
     def dumps(self) -> str:
@@ -200,12 +203,27 @@ def generate_plan(
     requests: int = 20,
     faults: tuple[str, ...] | frozenset[str] = ALL_FAULTS,
     clients: tuple[str, ...] = ACCOUNTS,
+    adversary: str | None = None,
 ) -> Plan:
-    """The plan for `seed`: same arguments, same plan, on every machine."""
+    """The plan for `seed`: same arguments, same plan, on every machine.
+
+    With an `adversary` (a name from `strategies`), the strategy decides the Byzantine
+    identities (no random attacks, twins or random messages), which of the network and
+    crash-restart faults stay on, and any protocol knobs it needs; its malicious clients issue
+    nothing of the honest workload, and its Byzantine replicas never crash.
+    """
     unknown = set(faults) - set(ALL_FAULTS)
     if unknown:
         raise ValueError(f"unknown faults {sorted(unknown)}; the menu is {', '.join(ALL_FAULTS)}")
     enabled = set(faults)
+    if adversary:
+        from . import strategies
+
+        attack = strategies.get(adversary)
+        if f < attack.f_min:
+            raise ValueError(f"adversary {adversary!r} needs f >= {attack.f_min}")
+        enabled &= set(attack.faults)
+        clients = tuple(c for c in clients if c not in attack.malicious_clients)
     rng = random.Random(f"pbft-sim/{seed}")
     n = 3 * f + 1
     safety_ms = round(rng.uniform(SAFETY_MS_MIN, SAFETY_MS_MAX), 3)
@@ -216,7 +234,15 @@ def generate_plan(
     events = _events(rng, n, safety_ms, enabled, twins, clients)
     workload = _workload(rng, requests, safety_ms, clients)
     streams = {name: rng.getrandbits(63) for name in ("network", "workload", "adversary")}
-    return Plan(seed, f, safety_ms, workload, network, byzantine, events, streams, _config(rng))
+    config = _config(rng)
+    if adversary:
+        chosen = attack.byzantine(f, n)
+        byzantine = tuple(ByzantineRole(r) for r in chosen)
+        addresses = {f"n{r}" for r in chosen}
+        events = tuple(e for e in events if not (e.kind == "crash-restart" and e.args[0] in addresses))
+        config = attack.configure(config)
+        return Plan(seed, f, safety_ms, workload, network, byzantine, events, streams, config, adversary)
+    return Plan(seed, f, safety_ms, workload, network, byzantine, events, streams, config)
 
 
 def _config(rng: random.Random) -> ConfigPlan:

@@ -9,7 +9,9 @@ distinct failure, since shrinking costs many runs) and written as replayable tra
 `Summary.to_json` is the ``--json`` report: ``seeds``, ``violations`` (seed, invariant, detail,
 trace file), ``liveness_failures`` (seed, reason, trace file), and per-fault ``fault_counts``
 (injections: messages dropped/duplicated/spiked, partitions, crashes, Byzantine identities per
-attack, adversary messages) and ``fault_seeds`` (how many seeds used each fault).
+attack, adversary messages) and ``fault_seeds`` (how many seeds used each fault). A batch run
+with a targeted ``adversary`` (`strategies`) also reports escaped exceptions apart from the
+other violations, and the peak memory of each honest replica over all its seeds (`memory`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Batch:
     requests: int = 20
     faults: tuple[str, ...] = ALL_FAULTS
     options: RunOptions = field(default_factory=RunOptions)
+    adversary: str | None = None  # a targeted attack of `strategies`
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Summary:
     faults: tuple[str, ...] = ALL_FAULTS
     wall_s: float = 0.0
     results: list[SeedResult] = field(default_factory=list)
+    adversary: str | None = None
 
     @property
     def seeds_per_s(self) -> float:
@@ -58,6 +62,26 @@ class Summary:
     @property
     def liveness_failures(self) -> list[SeedResult]:
         return [r for r in self.results if r.invariant is None and r.liveness is not None]
+
+    @property
+    def exceptions(self) -> list[SeedResult]:
+        """Seeds where an exception escaped protocol code (also among `violations`)."""
+        return [r for r in self.results if r.invariant == "exception"]
+
+    def peak_memory(self) -> dict[str, int]:
+        """Per honest replica address, the highest peak of any seed (bytes, estimated)."""
+        peaks: dict[str, int] = {}
+        for result in self.results:
+            for address, size in result.peak_memory.items():
+                peaks[address] = max(peaks.get(address, 0), size)
+        return dict(sorted(peaks.items(), key=lambda item: int(item[0].strip("n'"))))
+
+    def peak_buffer(self) -> str:
+        """Where the highest peak of all was: seed, replica and its largest buffer."""
+        top = max(self.results, key=lambda r: max(r.peak_memory.values(), default=0), default=None)
+        if top is None or not top.peak_memory:
+            return ""
+        return f"seed {top.seed}: {top.peak_buffer}"
 
     def fault_counts(self) -> dict[str, int]:
         counts = {name: 0 for name in ALL_FAULTS}
@@ -101,16 +125,29 @@ class Summary:
             "fault_counts": self.fault_counts(),
             "fault_seeds": self.fault_seeds(),
             "messages_delivered": sum(r.delivered for r in self.results),
+            **(
+                {
+                    "adversary": self.adversary,
+                    "exceptions": [{"seed": r.seed, "detail": r.detail} for r in self.exceptions],
+                    "peak_memory_bytes": self.peak_memory(),
+                    "peak_memory_where": self.peak_buffer(),
+                }
+                if self.adversary
+                else {}
+            ),
         }
 
 
+def _plan(seed: int, batch: Batch) -> Any:
+    return generate_plan(seed, f=batch.f, requests=batch.requests, faults=batch.faults, adversary=batch.adversary)
+
+
 def _run_one(seed: int, batch: Batch) -> SeedResult:
-    plan = generate_plan(seed, f=batch.f, requests=batch.requests, faults=batch.faults)
-    return run_plan(plan, batch.options)
+    return run_plan(_plan(seed, batch), batch.options)
 
 
 def _shrink_one(seed: int, batch: Batch, failure: SeedResult, directory: str, budget_s: float) -> SeedResult:
-    plan = generate_plan(seed, f=batch.f, requests=batch.requests, faults=batch.faults)
+    plan = _plan(seed, batch)
     small, small_result = shrink(plan, failure, batch.options, budget_s=budget_s) if budget_s > 0 else (plan, failure)
     path = write_failure(Path(directory), small, small_result, batch.options, original=plan)
     failure.trace_file = str(path)
@@ -138,7 +175,7 @@ def run_seeds(
     started = time.perf_counter()
     summary = Summary(
         seeds=len(seeds), start=seeds[0] if seeds else 0, f=batch.f, requests=batch.requests,
-        crypto=batch.options.crypto, faults=tuple(batch.faults),
+        crypto=batch.options.crypto, faults=tuple(batch.faults), adversary=batch.adversary,
     )
     results: dict[int, SeedResult] = {}
     if jobs <= 1:

@@ -14,7 +14,15 @@ Theory of operation. `run_plan` builds a `Simulation` from a `Plan`, attaches an
    ``liveness_bound_ms`` of the heal (or of its release), and afterwards every honest replica
    must catch up with the most advanced one within ``convergence_ms``.
 
-An exception escaping protocol code is a violation too (invariant ``exception``).
+An exception escaping protocol code is a violation too (invariant ``exception``). At the end
+of every run the honest clients' history (what they invoked and when, what they accepted and
+when) must be linearizable against the sequential bank (invariant ``linearizable``, see
+`linearizability`).
+
+A plan with an ``adversary`` runs a targeted attack of `strategies` on top: the strategy
+installs its Byzantine filters and injections before the first step, its own bound is judged at
+the end (a liveness failure if it does not hold), and the deep size of every replica's buffers
+is sampled throughout (`memory`) so the summary can report peak memory per replica.
 
 `shrink` takes a failing plan and greedily removes Byzantine identities, fault events and
 requests, and zeroes network faults, keeping each change only if the run still fails the same
@@ -44,8 +52,11 @@ from ..client import Completion
 from ..config import ClusterConfig
 from ..faults import Attack
 from ..invariants import InvariantChecker, InvariantViolation
+from ..linearizability import History
 from ..runtime.simulator import Livelock, MessageStorm, NetworkConfig, Simulation
+from . import strategies
 from .adversary import RandomMessageAdversary
+from .memory import MEMORY_INTERVAL_MS, MemoryProbe
 from .plan import ALL_FAULTS, ConfigPlan, FaultEvent, NetworkPlan, Plan, generate_plan
 
 LIVENESS_BOUND_MS = 30_000.0
@@ -68,6 +79,10 @@ class SeedResult:
     wall_s: float = 0.0
     trace_file: str | None = None
     shrunk: dict[str, Any] | None = None
+    adversary: str = ""
+    # Honest replica address -> peak estimated bytes of its buffers (sampled; see `memory`).
+    peak_memory: dict[str, int] = field(default_factory=dict)
+    peak_buffer: str = ""  # the largest buffer at the highest peak, e.g. "n4 view_changes"
 
     @property
     def ok(self) -> bool:
@@ -87,6 +102,8 @@ class RunOptions:
     liveness_bound_ms: float = LIVENESS_BOUND_MS
     convergence_ms: float = CONVERGENCE_MS
     config: ClusterConfig | None = None  # default: ClusterConfig(f=plan.f)
+    # Sample replica memory this often (virtual ms); None: only for plans with an adversary.
+    memory_interval_ms: float | None = None
 
 
 class _Workload:
@@ -95,6 +112,7 @@ class _Workload:
     def __init__(self, sim: Simulation, plan: Plan, rng: random.Random) -> None:
         self.sim = sim
         self.rng = rng
+        self.history = History()
         self.queues: dict[str, list[int]] = {}
         self.plan = plan
         for i, spec in enumerate(plan.requests):
@@ -120,8 +138,12 @@ class _Workload:
         self.busy[client] = index
         self.submitted_ms[index] = self.sim.now
         self.sim.submit(client, spec.op, spec.args, read_only=spec.read_only)
+        outstanding = self.sim.clients[client].outstanding
+        assert outstanding is not None
+        self.history.invoke(client, outstanding.request.timestamp, spec.op, spec.args, self.sim.now)
 
     def _on_completion(self, client: str, completion: Completion) -> None:
+        self.history.complete(client, completion.request.timestamp, completion.result, self.sim.now)
         index = self.busy.pop(client)
         self.completed_ms[index] = self.sim.now
         self._schedule_next(client, self.sim.now + self.rng.uniform(0.0, THINK_MS_MAX))
@@ -236,6 +258,17 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
             )
             adversary.start(0.0)
             adversaries.append(adversary)
+    arena = strategy = probe = None
+    if plan.adversary:
+        strategy = strategies.get(plan.adversary)
+        arena = strategies.Arena(
+            sim, plan, random.Random(adversary_rng.getrandbits(63)),
+            tuple(role.replica for role in plan.byzantine), strategy.malicious_clients,
+        )
+        strategy.install(arena)
+    if plan.adversary or options.memory_interval_ms is not None:
+        probe = MemoryProbe(sim, options.memory_interval_ms or MEMORY_INTERVAL_MS)
+        probe.start()
     workload = _Workload(sim, plan, random.Random(plan.streams.get("workload", plan.seed)))
     if tracer is not None:
         tracer(f"plan: f={plan.f} safety_ms={plan.safety_ms} faults={','.join(result.faults) or 'none'}")
@@ -245,6 +278,8 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
             tracer(f"plan: {event}")
         tracer(f"plan: network {plan.network}")
         tracer(f"plan: config {plan.config}")
+        if plan.adversary:
+            tracer(f"plan: adversary {plan.adversary} (byzantine {', '.join(f'n{r}' for r in arena.byzantine)})")  # type: ignore[union-attr]
     try:
         # Safety phase.
         sim.run_for(plan.safety_ms)
@@ -275,6 +310,10 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
                     f"convergence: honest replicas did not catch up within {options.convergence_ms:.0f} ms "
                     f"after the last request completed (last executed: {progress})"
                 )
+        # Unfinished operations may or may not have taken effect; the check allows both.
+        checker.check_history(workload.history.all())
+        if strategy is not None and arena is not None and result.liveness is None:
+            result.liveness = strategy.judge(arena)
     except InvariantViolation as violation:
         result.invariant, result.detail = violation.invariant, violation.detail
     except Livelock as livelock:
@@ -287,6 +326,13 @@ def run_plan(plan: Plan, options: RunOptions | None = None, *, tracer: Callable[
         where = next((f for f in reversed(frames) if "/pbft_core/" in f.filename and "/sim/" not in f.filename), frames[-1])
         result.detail = f"{type(exc).__name__}: {exc} at {Path(where.filename).name}:{where.lineno} ({where.name})"
     result.at_ms = sim.now
+    result.adversary = plan.adversary
+    if probe is not None:
+        probe.sample()
+        result.peak_memory = probe.peaks()
+        if result.peak_memory:
+            top = max(result.peak_memory, key=lambda a: result.peak_memory[a])
+            result.peak_buffer = f"{top} {probe.replicas[top].largest}"
     result.completed = len(workload.completed_ms)
     result.delivered = sim.delivered
     result.counts = _counts(sim, plan)
@@ -380,7 +426,8 @@ def shrink(plan: Plan, failure: SeedResult, options: RunOptions | None = None, *
                 break
             chunk //= 2
 
-    for name in ("byzantine", "events", "requests"):
+    # A strategy's Byzantine identities are part of its attack, not a fault to shrink away.
+    for name in ("events", "requests") if plan.adversary else ("byzantine", "events", "requests"):
         drop_items(name)
     for knob, value in (("drop_rate", 0.0), ("duplicate_rate", 0.0), ("spike_rate", 0.0), ("fifo", True)):
         if getattr(best.network, knob) != value:
@@ -425,7 +472,8 @@ def write_failure(
     """Save a failing (shrunk) plan and its full trace; `load_failure` replays it."""
     directory.mkdir(parents=True, exist_ok=True)
     kind = result.invariant or "liveness"
-    path = directory / f"seed-{plan.seed}-{kind}.json"
+    attack = f"{plan.adversary}-" if plan.adversary else ""
+    path = directory / f"seed-{plan.seed}-{attack}{kind}.json"
     lines: list[str] = []
     replayed = run_plan(plan, options, tracer=lines.append)
     document = {
