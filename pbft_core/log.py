@@ -34,16 +34,19 @@ class Slot:
     early: list[Message] = field(default_factory=list)
 
     def accept(self, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
-        """Take the pre-prepare of a (new) view; view-local collector state starts afresh."""
+        """Take the pre-prepare of a (new) view; view-local collector state starts afresh.
+        The status is the replica's to set (`Replica._set_status`)."""
         self.view, self.digest, self.batch = view, digest, batch
         self.prepare_shares, self.fast_shares, self.commit_shares = {}, {}, {}
         self.quorum_at_ms = self.fast_deadline_ms = None
         self.certified = self.commit_certified = self.fast_failed = False
-        if self.committed is None:
-            self.status = SlotStatus.PRE_PREPARED
 
-    def advance(self, status: SlotStatus) -> bool:
-        """Move forward to `status`; statuses never go back. True if it changed."""
+    def advance(self, status: SlotStatus, *, reopen: bool = False) -> bool:
+        """Move forward to `status`; statuses never go back, except that a new view's proposal
+        reopens a slot that has not committed (`reopen`). True if it changed."""
+        if reopen and self.committed is None:
+            changed, self.status = self.status != status, status
+            return changed
         if _STATUS_ORDER[status] <= _STATUS_ORDER[self.status]:
             return False
         self.status = status

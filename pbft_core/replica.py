@@ -11,19 +11,21 @@ Theory of operation (normal case, view v, leader = collector = n((v-1) mod n)+1)
 3. With all n shares before the fast-path timer, the leader sends FAST-COMMIT (their n-of-n
    aggregate) and everyone commits. Otherwise, with 2f+1, it sends a PREPARE certificate; each
    replica is then prepared and sends a share over (commit, v, s, d); 2f+1 of those make the
-   COMMIT certificate it sends to all. The timer adapts to how long the last shares take
-   (concord-bft: mean + 2σ, clamped); when most recent instances missed it (a replica is down,
-   dark or slow on purpose), the leader stops waiting and goes slow at once, waiting again only
-   on every `FAST_PATH_PROBE_EVERY`-th instance until the fast path works again.
+   COMMIT certificate it sends to all. How long to wait for all n is `fastpath`'s policy.
 4. Committed batches execute in sequence order; each replica replies to each client.
 
-Every K executed sequence numbers replicas exchange CHECKPOINT shares; 2f+1 make a stable
-checkpoint that moves the watermarks and lets old state go. Replicas gossip STATUS; one that is
-stuck behind a peer FETCHes certified committed batches (and a certified snapshot if it is below
-the peer's stable checkpoint). View change follows PBFT; see `viewchange`.
+Every K executed sequence numbers replicas exchange CHECKPOINT shares (`checkpoint`); 2f+1 make
+a stable checkpoint that moves the watermarks and lets old state go. Replicas gossip STATUS; one
+that is stuck behind a peer FETCHes certified committed batches (and a certified snapshot if it
+is below the peer's stable checkpoint; `catchup`). View change follows PBFT; see `viewchange`.
+Which requests a replica keeps, trusts and forwards is `intake`'s; its timers are `deadlines`';
+rebuilding it after a crash is `recovery`'s.
 
 `Replica.step(message, now_ms)` and `Replica.tick(now_ms)` are the only inputs; each returns a
-`Ready`. The replica never reads a clock, sleeps or does I/O.
+`Ready`. The replica never reads a clock, sleeps or does I/O. State changes go through the
+transition helpers (`_enter_view`, `_take_proposal`, `_record_proof`, `_apply_batch`,
+`_adopt_snapshot`, `_stabilize`, `_keep_new_view`), which replay after a restart uses too, and
+a slot's status changes only in `_set_status`.
 
 Work after sending. The leader is the one replica every instance waits for twice (to propose,
 then to collect), so two pieces of its own work are *deferred* until the shell has sent the
@@ -37,19 +39,23 @@ fast-path miss, so a replica that keeps sending bad fast shares soon stops the l
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar, cast
 
 from . import merkle
 from .bank import Bank, is_read_only
+from .catchup import FetchAnswers, committed_entries
 from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
-from .config import VIEW_CHANGE_ENTRY_BYTES, ClusterConfig, replica_name
+from .checkpoint import CheckpointTally, Votes
+from .config import ClusterConfig, replica_name
 from .crypto import NodeCrypto
+from .deadlines import Deadlines, Timer
+from .fastpath import FastPathPolicy
+from .intake import Intake, RequestKey
 from .log import Slot
 from .messages import (
     BYTES_FIELD_MAX,
-    MESSAGE_SIZE_MAX,
     CatchUp,
     Checkpoint,
     CheckpointProof,
@@ -70,13 +76,11 @@ from .messages import (
     Result,
     Status,
     ViewChange,
-    batch_bytes,
     batch_digest,
     reply_root_payload,
     request_bytes,
 )
 from .ready import (
-    DURABLE_EVENTS,
     Accepted,
     CheckpointStable,
     Dropped,
@@ -93,25 +97,22 @@ from .ready import (
 )
 from .viewchange import check_view_change, select_checkpoint, select_proposals
 
-RequestKey = tuple[str, int]
-VERIFIED_REQUESTS_MAX = 100_000
-CATCH_UP_ENTRIES_MAX = 128
+M = TypeVar("M", bound=Message)
 HELPED_MAX = 1_000
-# A peer's FETCH is answered at most once per this fraction of the status interval.
-FETCH_ANSWER_INTERVAL = 0.5
-CATCH_UP_ENVELOPE_BYTES = 64 * 1024  # a CATCH-UP's checkpoint, headers, sender and signature
 EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
-FAST_PATH_HISTORY = 32
-# Fast-path outcomes remembered; with at least `FAST_PATH_GIVE_UP` misses among them the leader
-# stops waiting for all n shares except on probe instances.
-FAST_PATH_OUTCOMES = 4
-FAST_PATH_GIVE_UP = 3
-FAST_PATH_PROBE_EVERY = 8
-FORWARDED_MAX = 10_000  # forwarded-request records kept before the executed ones are pruned
-# A client runs closed loop (one request outstanding), so more than a few unexecuted requests
-# from one client are a flood: the rest are refused until some execute.
-PENDING_PER_CLIENT_MAX = 8
 NEW_VIEWS_KEPT = 4  # the latest NEW-VIEWs, to hand to replicas still changing to them
+
+
+class FromReplica(Protocol):
+    """Every message a replica takes but REQUEST: sent and signed by a replica."""
+
+    replica: int
+    sig: bytes
+
+
+def _handler(cls: type[M], handle: Callable[[M], None]) -> tuple[type[Message], Callable[[Message], None]]:
+    """One dispatch entry; the type variable ties the message class to its handler's parameter."""
+    return cls, cast(Callable[[Message], None], handle)
 
 
 class Replica:
@@ -124,65 +125,60 @@ class Replica:
         self.certifier = Certifier(crypto)
         self.bank = Bank.initial(config.state)
         self.metrics: Counter[str] = Counter()
+        self.intake = Intake(config, crypto, self.metrics)
+        self.fast_path = FastPathPolicy(config.timers, self.metrics)
+        self.checkpoints = CheckpointTally(crypto, config.quorum)
+        self.fetch_answers = FetchAnswers(config.timers, self.metrics)
+        self.deadlines = Deadlines()
 
         self.view = 1
         self.view_active = True  # False between sending VIEW-CHANGE and installing NEW-VIEW
+        self._view_started_ms = 0.0  # a new view's leader gets a whole timeout for old requests
         self.last_executed = 0
         self.stable: CheckpointProof | None = None
         self.slots: dict[int, Slot] = {}
         self.next_seq = 1  # leader: the next sequence number to propose
-        self.propose_at_ms: float | None = None  # leader: when queued requests go out
+        self.proposal_queue: deque[RequestKey] = deque()  # leader: pending requests to propose
+        self.proposed: set[RequestKey] = set()  # requests in an uncommitted slot of this view
 
-        # Requests known and not yet executed; the leader also queues them for proposal.
-        self.pending: dict[RequestKey, Request] = {}
-        # When each pending request arrived (insertion order = age): the execution deadline
-        # runs from the oldest, so a leader cannot censor one request by ordering others.
-        self._pending_since_ms: dict[RequestKey, float] = {}
-        self._pending_per_client: Counter[str] = Counter()
-        self._view_started_ms = 0.0  # a new view's leader gets a whole timeout for old requests
-        self.proposal_queue: deque[RequestKey] = deque()
-        self.proposed: set[RequestKey] = set()
-        self._verified_requests: dict[bytes, None] = {}
-        self._forwarded: dict[RequestKey, tuple[int, float]] = {}  # backup: key -> (view, when)
-
-        self.exec_deadline_ms: float | None = None
-        self.vc_deadline_ms: float | None = None
-        self.vc_resend_ms: float | None = None
         self._helped: dict[tuple[int, int], float] = {}  # (replica, view) -> when we last helped
         self.vc_attempts = 0
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.new_views: list[NewView] = []
 
-        self.checkpoint_votes: dict[int, dict[bytes, dict[int, bytes]]] = {}
-        self.snapshots: dict[int, bytes] = {}
-
         self.peer_progress: dict[int, int] = {}
-        self._fetch_answered_ms: dict[int, float] = {}  # peer -> when we last answered its FETCH
-        self._catch_up_cache: tuple[tuple[int, int, int], CatchUp] | None = None
-        self.next_status_ms: float | None = None
         self._executed_at_last_status = 0
         self._fetch_rounds = 0
-        self._fast_waits_ms: deque[float] = deque(maxlen=FAST_PATH_HISTORY)
-        # True: the timer expired, or the aggregate was bad.
-        self._fast_missed: deque[bool] = deque(maxlen=FAST_PATH_OUTCOMES)
 
+        self._started = False  # the first input sets the clock (`_first_input`)
         self._now = 0.0
         self._ready = Ready()
         self._deferred: list[Callable[[], None]] = []  # done by the next tick (module docstring)
-        self._handlers: dict[type[Message], Callable[[Message], None]] = {
-            Request: self.on_request,  # type: ignore[dict-item]
-            PrePrepare: self.on_pre_prepare,  # type: ignore[dict-item]
-            PrepareShare: self.on_prepare_share,  # type: ignore[dict-item]
-            PrepareCertificate: self.on_prepare_certificate,  # type: ignore[dict-item]
-            CommitShare: self.on_commit_share,  # type: ignore[dict-item]
-            CommitCertificate: self.on_commit_certificate,  # type: ignore[dict-item]
-            FastCommit: self.on_fast_commit,  # type: ignore[dict-item]
-            Checkpoint: self.on_checkpoint,  # type: ignore[dict-item]
-            Status: self.on_status,  # type: ignore[dict-item]
-            Fetch: self.on_fetch,  # type: ignore[dict-item]
-            CatchUp: self.on_catch_up,  # type: ignore[dict-item]
-            ViewChange: self.on_view_change,  # type: ignore[dict-item]
-            NewView: self.on_new_view,  # type: ignore[dict-item]
+        self._handlers = dict(
+            [
+                _handler(Request, self.on_request),
+                _handler(PrePrepare, self.on_pre_prepare),
+                _handler(PrepareShare, self.on_prepare_share),
+                _handler(PrepareCertificate, self.on_prepare_certificate),
+                _handler(CommitShare, self.on_commit_share),
+                _handler(CommitCertificate, self.on_commit_certificate),
+                _handler(FastCommit, self.on_fast_commit),
+                _handler(Checkpoint, self.on_checkpoint),
+                _handler(Status, self.on_status),
+                _handler(Fetch, self.on_fetch),
+                _handler(CatchUp, self.on_catch_up),
+                _handler(ViewChange, self.on_view_change),
+                _handler(NewView, self.on_new_view),
+            ]
+        )
+        # Fired in `Timer` order when due (see `deadlines`).
+        self._timer_handlers: dict[Timer, Callable[[], None]] = {
+            Timer.STATUS: self._gossip_status,
+            Timer.PROPOSE: self._propose,
+            Timer.FAST_PATH: self._fast_path_timeouts,
+            Timer.EXECUTION: self._execution_timeout,
+            Timer.VIEW_CHANGE_RESEND: self._resend_view_change,
+            Timer.NEW_VIEW: self._new_view_timeout,
         }
 
     # ---- driver API ------------------------------------------------------------------------
@@ -190,9 +186,8 @@ class Replica:
     def step(self, message: Message, now_ms: float) -> Ready:
         """Take one message from the network."""
         self._now = now_ms
-        if self.next_status_ms is None:
-            self._first_input(now_ms)
-            self.next_status_ms = now_ms + self.config.timers.status_interval_ms
+        if not self._started:
+            self._first_input(now_ms, status_in_ms=self.config.timers.status_interval_ms)
         handler = self._handlers.get(type(message))
         if handler is None:
             self._drop(message, "unexpected message type")
@@ -204,41 +199,22 @@ class Replica:
     def tick(self, now_ms: float) -> Ready:
         """Let time pass: do deferred work, then fire whatever timers are due."""
         self._now = now_ms
-        if self.next_status_ms is None:
-            self._first_input(now_ms)
+        if not self._started:
+            self._first_input(now_ms, status_in_ms=0.0)
         deferred, self._deferred = self._deferred, []
         for work in deferred:
             work()
-        if self.next_status_ms is None or now_ms >= self.next_status_ms:
-            self._gossip_status()
-        if self.propose_at_ms is not None and now_ms >= self.propose_at_ms:
-            self.propose_at_ms = None
-            self._propose()
-        for slot in list(self.slots.values()):
-            if slot.fast_deadline_ms is not None and now_ms >= slot.fast_deadline_ms:
-                slot.fast_deadline_ms = None
-                self.metrics["fast_path.timeouts"] += 1
-                self._fast_missed.append(True)
-                self._certify_prepare(slot, allow_wait=False)
-        if self.exec_deadline_ms is not None and now_ms >= self.exec_deadline_ms:
-            self.exec_deadline_ms = None
-            if self.view_active and self.pending and not self.is_leader:
-                self._start_view_change(self.view + 1, "execution timer expired")
-        if self.vc_resend_ms is not None and now_ms >= self.vc_resend_ms:
-            self.vc_resend_ms = None
-            if not self.view_active:
-                self.metrics["view_changes.resent"] += 1
-                self._send_view_change()
-        if self.vc_deadline_ms is not None and now_ms >= self.vc_deadline_ms:
-            self.vc_deadline_ms = None
-            self.vc_attempts += 1
-            self._start_view_change(self.view + 1, "new-view timer expired")
+        for timer in Timer:
+            if self.deadlines.pop_due(timer, now_ms):
+                self._timer_handlers[timer]()
         return self._flush()
 
-    def _first_input(self, now_ms: float) -> None:
+    def _first_input(self, now_ms: float, *, status_in_ms: float) -> None:
         """The first input since start or restart: the clock is known from here on. Requests a
         restarted replica recovered get a whole execution timeout from now, not from when they
         first arrived before the crash (the shell's clock may have restarted too)."""
+        self._started = True
+        self.deadlines.set(Timer.STATUS, now_ms + status_in_ms)
         self._view_started_ms = max(self._view_started_ms, now_ms)
         self._restart_exec_timer()
 
@@ -260,6 +236,19 @@ class Replica:
     def high_watermark(self) -> int:
         return self.stable_seq + self.config.window
 
+    @property
+    def pending(self) -> dict[RequestKey, Request]:
+        """Requests known and not yet executed, oldest first (see `intake`)."""
+        return self.intake.pending
+
+    @property
+    def snapshots(self) -> dict[int, bytes]:
+        return self.checkpoints.snapshots
+
+    @property
+    def exec_deadline_ms(self) -> float | None:
+        return self.deadlines.get(Timer.EXECUTION)
+
     def status_of(self, seq: int) -> SlotStatus:
         slot = self.slots.get(seq)
         if slot is not None:
@@ -272,7 +261,7 @@ class Replica:
             slot = self.slots[seq] = Slot(seq)
         return slot
 
-    def _sign(self, message: Message) -> Message:
+    def _sign(self, message: M) -> M:
         return message.with_sig(self.crypto.sign(message.signing_payload()))
 
     def _send(self, replica: int, message: Message) -> None:
@@ -288,59 +277,37 @@ class Replica:
         sender = getattr(message, "replica", None) or getattr(message, "client", "?")
         self._ready.events.append(Dropped(reason, type(message).__name__, str(sender)))
 
-    def _set_status(self, slot: Slot, status: SlotStatus) -> None:
-        if slot.advance(status):
-            self._ready.events.append(StatusChanged(slot.seq, slot.view, status, slot.digest))
-
     def _flush(self) -> Ready:
+        self._check_invariants()
         ready, self._ready = self._ready, Ready()
-        deadlines = [
-            d
-            for d in (
-                self.propose_at_ms,
-                self.exec_deadline_ms,
-                self.vc_deadline_ms,
-                self.vc_resend_ms,
-                self.next_status_ms,
-            )
-            if d is not None
-        ]
+        wake_at_ms = self.deadlines.earliest()
         if self._deferred:
-            deadlines.append(self._now)
-        deadlines.extend(
-            s.fast_deadline_ms for s in self.slots.values() if s.fast_deadline_ms is not None
-        )
-        ready.wake_at_ms = min(deadlines) if deadlines else None
+            wake_at_ms = self._now
+        ready.wake_at_ms = wake_at_ms
         return ready
+
+    def _check_invariants(self) -> None:
+        """Cheap facts that hold after every input (TigerBeetle-style)."""
+        assert self.view >= 1 and self.next_seq > self.stable_seq
+        assert len(self.intake.pending) == len(self.intake.since_ms)
+        assert not (self.is_leader and self.view_active and self.deadlines.get(Timer.EXECUTION) is not None)
 
     def _authentic(self, message: Message) -> bool:
         if isinstance(message, Request):
-            if request_bytes(message) > self.config.batch_bytes_max:
+            if self.intake.too_large(message):
                 self._drop(message, "request too large")  # no batch could carry it
                 return False
-            if self._request_valid(message):
+            if self.intake.valid(message):
                 return True
             self._drop(message, "bad client signature")
             return False
-        sender = message.replica  # type: ignore[attr-defined]
-        if sender == self.id or sender not in self.config.replica_ids:
+        signed = cast(FromReplica, message)  # every other message type is a replica's, signed
+        if signed.replica == self.id or signed.replica not in self.config.replica_ids:
             self._drop(message, "bad sender")
             return False
-        if not self.crypto.verify_replica(sender, message.signing_payload(), message.sig):  # type: ignore[attr-defined]
+        if not self.crypto.verify_replica(signed.replica, message.signing_payload(), signed.sig):
             self._drop(message, "bad signature")
             return False
-        return True
-
-    def _request_valid(self, request: Request) -> bool:
-        """Verify a client's signature once per replica, however often the request is seen."""
-        key = request.sig
-        if key in self._verified_requests:
-            return True
-        if not self.crypto.verify_client(request.client, request.signing_payload(), request.sig):
-            return False
-        if len(self._verified_requests) >= VERIFIED_REQUESTS_MAX:
-            self._verified_requests.pop(next(iter(self._verified_requests)))
-        self._verified_requests[key] = None
         return True
 
     def _reply(self, answers: list[tuple[Request, Result]]) -> None:
@@ -355,45 +322,76 @@ class Replica:
             reply = Reply(view, r.client, r.timestamp, me, res, r.read_only, index, paths[index], sig)
             self._ready.to_clients.append((r.client, reply))
 
-    def _restart_exec_timer(self) -> None:
-        """Backup: suspect the leader once the oldest request it knows has waited a timeout.
+    # ---- state transitions (the live path and `recovery` both go through these) -------------
 
-        The deadline runs from the oldest pending request's arrival (or the start of the view,
-        whichever is later), not from the last execution: a leader that keeps ordering other
-        clients' requests would otherwise never be suspected of censoring one.
-        """
-        if self.pending and self.view_active and not self.is_leader:
-            oldest_ms = self._pending_since_ms[next(iter(self.pending))]
-            start_ms = max(oldest_ms, self._view_started_ms)
-            self.exec_deadline_ms = start_ms + self.config.timers.execution_timeout_ms
-        else:
-            self.exec_deadline_ms = None
+    def _set_status(self, slot: Slot, status: SlotStatus, *, reopen: bool = False) -> None:
+        """The one way a slot's status changes (a new view's proposal reopens an uncommitted slot)."""
+        if slot.advance(status, reopen=reopen) or reopen:
+            self._ready.events.append(StatusChanged(slot.seq, slot.view, slot.status, slot.digest))
 
-    def _add_pending(self, request: Request, *, from_client: bool) -> bool:
-        """Remember an unexecuted request; False if its client already has too many pending
-        (only for requests straight from a client: a batch the protocol accepted is kept)."""
-        if request.key in self.pending:
-            return True
-        if from_client and self._pending_per_client[request.client] >= PENDING_PER_CLIENT_MAX:
-            return False
-        self.pending[request.key] = request
-        self._pending_since_ms[request.key] = self._now
-        self._pending_per_client[request.client] += 1
-        return True
+    def _enter_view(self, view: int, *, active: bool) -> None:
+        self.view, self.view_active = view, active
+        self._ready.events.append(ViewEntered(view, active=active))
 
-    def _remove_pending(self, key: RequestKey) -> None:
-        if self.pending.pop(key, None) is None:
+    def _take_proposal(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
+        """Accept (view, seq, batch) as the proposal of `view`; its requests become pending."""
+        slot.accept(view, digest, batch)
+        slot.proposed_at_ms = self._now
+        self._ready.events.append(Accepted(view, slot.seq, batch))
+        self._set_status(slot, SlotStatus.PRE_PREPARED, reopen=True)
+        for request in batch:
+            if not self.bank.is_executed(request.client, request.timestamp):
+                self.intake.add(request, self._now, from_client=False)
+            self.proposed.add(request.key)
+
+    def _record_proof(self, slot: Slot, proof: Proof) -> None:
+        """`proof` shows its batch prepared (or committed) at the slot; it wins over a proposal
+        this replica accepted in an older view or for another batch."""
+        digest = batch_digest(proof.batch)
+        if slot.view < proof.view or slot.digest != digest:
+            slot.view, slot.digest, slot.batch = proof.view, digest, proof.batch
+        slot.record_prepared(proof)
+        self._ready.events.append(ProofStored(proof))
+        committed = proof.kind in ProofKind.COMMITTED
+        self._set_status(slot, SlotStatus.COMMITTED if committed else SlotStatus.PREPARED)
+
+    def _apply_batch(self, seq: int, batch: tuple[Request, ...]) -> list[Result | None]:
+        """Execute the batch committed at `seq` (the next one) against the bank."""
+        assert seq == self.last_executed + 1
+        results: list[Result | None] = []
+        for request in batch:
+            results.append(self.bank.execute(request))
+            self.intake.remove(request.key)
+            self.proposed.discard(request.key)
+        self.last_executed = seq
+        slot = self.slots.get(seq)
+        if slot is not None:
+            self._set_status(slot, SlotStatus.EXECUTED)
+        return results
+
+    def _adopt_snapshot(self, seq: int, snapshot: bytes) -> None:
+        """Take a certified state (its digest already checked) as the state after `seq`."""
+        self.bank = Bank.from_snapshot(snapshot)
+        self.last_executed = seq
+        self.snapshots[seq] = snapshot
+        self.intake.forget_executed(self.bank)
+
+    def _stabilize(self, proof: CheckpointProof, holders: Votes | None = None) -> None:
+        if proof.seq <= self.stable_seq:
             return
-        del self._pending_since_ms[key]
-        client = key[0]
-        self._pending_per_client[client] -= 1
-        if not self._pending_per_client[client]:
-            del self._pending_per_client[client]
+        self.stable = proof
+        for seq in [s for s in self.slots if s <= proof.seq]:
+            del self.slots[seq]
+        self.checkpoints.forget_through(proof.seq)
+        self.next_seq = max(self.next_seq, proof.seq + 1)
+        self._ready.events.append(CheckpointStable(proof, self.snapshots.get(proof.seq)))
+        others = sorted(r for r in holders or () if r != self.id)
+        if self.last_executed < proof.seq and others:
+            self._fetch_from(others[0])
 
-    def _forget_executed_pending(self) -> None:
-        """After a state transfer: what the new state executed is no longer pending."""
-        for key in [k for k in self.pending if self.bank.is_executed(*k)]:
-            self._remove_pending(key)
+    def _keep_new_view(self, nv: NewView) -> None:
+        self.new_views.append(nv)
+        del self.new_views[:-NEW_VIEWS_KEPT]
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -409,70 +407,72 @@ class Replica:
             if cached is not None:
                 self._reply([(request, cached)])
             return
-        if not self._add_pending(request, from_client=True):
+        if not self.intake.add(request, self._now, from_client=True):
             self._drop(request, "client has too many pending requests")
             return
         if self.is_leader and self.view_active:
             if request.key not in self.proposed and request.key not in self.proposal_queue:
                 self.proposal_queue.append(request.key)
-            if self.propose_at_ms is None:
-                self.propose_at_ms = self._now + self.config.timers.batch_wait_ms
+            if self.deadlines.get(Timer.PROPOSE) is None:
+                self.deadlines.set(Timer.PROPOSE, self._now + self.config.timers.batch_wait_ms)
         elif not self.is_leader:
-            self._forward(request)
-            if self.exec_deadline_ms is None:
+            if self.intake.should_forward(request.key, self.view, self._now):
+                self._send(self.leader, request)
+            if self.deadlines.get(Timer.EXECUTION) is None:
                 self._restart_exec_timer()
 
-    def _forward(self, request: Request) -> None:
-        """Backup: hand a request to the leader at most once per view and execution timeout.
+    def _restart_exec_timer(self) -> None:
+        """Backup: suspect the leader once the oldest request it knows has waited a timeout.
 
-        Copies keep arriving (the client's retransmissions, other replicas' forwards, echoes
-        from a Byzantine peer or a twin); forwarding each one lets two replicas that disagree
-        about the leader reflect a request between them, copy for copy, without end. A forward
-        lost on the way is covered by the client's retransmission after the timeout, and a
-        leader that ignores it by the execution timer.
+        The deadline runs from the oldest pending request's arrival (or the start of the view,
+        whichever is later), not from the last execution: a leader that keeps ordering other
+        clients' requests would otherwise never be suspected of censoring one.
         """
-        last = self._forwarded.get(request.key)
-        if last is not None and last[0] == self.view and self._now - last[1] < self.config.timers.execution_timeout_ms:
-            self.metrics["requests.forward_suppressed"] += 1
+        oldest_ms = self.intake.oldest_since_ms()
+        if oldest_ms is None or not self.view_active or self.is_leader:
+            self.deadlines.set(Timer.EXECUTION, None)
             return
-        if len(self._forwarded) >= FORWARDED_MAX:
-            kept = {k: v for k, v in self._forwarded.items() if k in self.pending}
-            self._forwarded = kept if len(kept) < FORWARDED_MAX // 2 else {}
-        self._forwarded[request.key] = (self.view, self._now)
-        self._send(self.leader, request)
+        start_ms = max(oldest_ms, self._view_started_ms)
+        self.deadlines.set(Timer.EXECUTION, start_ms + self.config.timers.execution_timeout_ms)
+
+    def _execution_timeout(self) -> None:
+        if self.view_active and self.pending and not self.is_leader:
+            self._start_view_change(self.view + 1, "execution timer expired")
 
     def _propose(self) -> None:
-        """Leader: pre-prepare queued requests, up to the pipelining window and the watermark."""
+        """Leader: pre-prepare queued requests, up to the pipelining window, the watermark and
+        the batch budgets."""
         while (
             self.proposal_queue
             and self.view_active
             and self.next_seq - 1 - self.last_executed < self.config.inflight_max
             and self.next_seq <= self.high_watermark
         ):
-            batch: list[Request] = []
-            size = 0
-            while self.proposal_queue and len(batch) < self.config.batch_size_max:
-                request = self.pending.get(self.proposal_queue[0])
-                if request is None or request.key in self.proposed:
-                    self.proposal_queue.popleft()
-                    continue
-                size += request_bytes(request)
-                if batch and size > self.config.batch_bytes_max:
-                    break  # the next batch starts with it
-                self.proposal_queue.popleft()
-                batch.append(request)
-                self.proposed.add(request.key)
+            batch = self._next_batch()
             if not batch:
                 return
             seq, self.next_seq = self.next_seq, self.next_seq + 1
-            self._pre_prepare(seq, tuple(batch))
+            digest = batch_digest(batch)
+            self.metrics["batches.proposed"] += 1
+            self.metrics["batches.requests"] += len(batch)
+            self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id)))
+            self._accept(self._slot(seq), self.view, digest, batch)
 
-    def _pre_prepare(self, seq: int, batch: tuple[Request, ...]) -> None:
-        digest = batch_digest(batch)
-        self.metrics["batches.proposed"] += 1
-        self.metrics["batches.requests"] += len(batch)
-        self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id)))
-        self._accept(self._slot(seq), self.view, digest, batch)
+    def _next_batch(self) -> tuple[Request, ...]:
+        batch: list[Request] = []
+        size_bytes = 0
+        while self.proposal_queue and len(batch) < self.config.batch_size_max:
+            request = self.pending.get(self.proposal_queue[0])
+            if request is None or request.key in self.proposed:
+                self.proposal_queue.popleft()
+                continue
+            size_bytes += request_bytes(request)
+            if batch and size_bytes > self.config.batch_bytes_max:
+                break  # the next batch starts with it
+            self.proposal_queue.popleft()
+            batch.append(request)
+            self.proposed.add(request.key)
+        return tuple(batch)
 
     # ---- normal case: backups ---------------------------------------------------------------
 
@@ -480,48 +480,36 @@ class Replica:
         if view != self.view or not self.view_active:
             self._drop(message, "wrong view")
             return False
-        if message.replica != self.config.leader_of(view):  # type: ignore[attr-defined]
+        if cast(FromReplica, message).replica != self.config.leader_of(view):
             self._drop(message, "not from the leader")
             return False
         return True
 
-    def on_pre_prepare(self, pp: PrePrepare) -> None:
-        if not self._in_view(pp, pp.view):
+    def on_pre_prepare(self, pre_prepare: PrePrepare) -> None:
+        if not self._in_view(pre_prepare, pre_prepare.view):
             return
-        if not self.stable_seq < pp.seq <= self.high_watermark:
-            self._drop(pp, "outside watermarks")
+        if not self.stable_seq < pre_prepare.seq <= self.high_watermark:
+            self._drop(pre_prepare, "outside watermarks")
             return
-        if not pp.batch:
-            self._drop(pp, "batch size")
+        if not pre_prepare.batch:
+            self._drop(pre_prepare, "batch size")
             return
-        reason = self._batch_invalid(pp.batch)
+        reason = self.intake.batch_invalid(pre_prepare.batch)
         if reason is not None:
-            self._drop(pp, reason)
+            self._drop(pre_prepare, reason)
             return
-        if pp.digest != batch_digest(pp.batch):
-            self._drop(pp, "digest mismatch")
+        if pre_prepare.digest != batch_digest(pre_prepare.batch):
+            self._drop(pre_prepare, "digest mismatch")
             return
-        slot = self._slot(pp.seq)
-        if slot.view == pp.view:
-            if slot.digest != pp.digest:
-                self._drop(pp, "conflicting pre-prepare")
+        slot = self._slot(pre_prepare.seq)
+        if slot.view == pre_prepare.view:
+            if slot.digest != pre_prepare.digest:
+                self._drop(pre_prepare, "conflicting pre-prepare")
             return
-        if slot.committed is not None and batch_digest(slot.committed.batch) != pp.digest:
-            self._drop(pp, "conflicts with a committed batch")
+        if slot.committed is not None and batch_digest(slot.committed.batch) != pre_prepare.digest:
+            self._drop(pre_prepare, "conflicts with a committed batch")
             return
-        self._accept(slot, pp.view, pp.digest, pp.batch)
-
-    def _batch_invalid(self, batch: tuple[Request, ...]) -> str | None:
-        """Why a proposed batch (a PRE-PREPARE's, or one NEW-VIEW re-proposes) may not be
-        ordered, or None: every request in it must be an ordered request its client signed,
-        and the batch must fit the budgets every honest leader keeps."""
-        if len(batch) > self.config.batch_size_max:
-            return "batch size"
-        if batch_bytes(batch) > self.config.batch_bytes_max:
-            return "batch too large"
-        if any(r.read_only or not self._request_valid(r) for r in batch):
-            return "bad request in batch"
-        return None
+        self._accept(slot, pre_prepare.view, pre_prepare.digest, pre_prepare.batch)
 
     def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
         """Take (view, seq, batch) as this view's proposal and sign a prepare share for it."""
@@ -529,18 +517,11 @@ class Replica:
             # Never vote for (nor report) anything but what this replica knows committed here.
             self.metrics["dropped.proposal over a committed slot"] += 1
             return
-        slot.accept(view, digest, batch)
-        slot.proposed_at_ms = self._now
-        self._ready.events.append(Accepted(view, slot.seq, batch))
-        self._ready.events.append(StatusChanged(slot.seq, view, slot.status, digest))
-        for request in batch:
-            if not self.bank.is_executed(request.client, request.timestamp):
-                self._add_pending(request, from_client=False)
-            self.proposed.add(request.key)
+        self._take_proposal(slot, view, digest, batch)
         if self.is_leader:
             self._deferred.append(lambda: self._own_shares(slot, view, digest))
             return
-        if self.exec_deadline_ms is None:
+        if self.deadlines.get(Timer.EXECUTION) is None:
             self._restart_exec_timer()
         share, fast_share = self._prepare_shares(view, slot.seq, digest)
         vote = PrepareShare(view, slot.seq, digest, share, fast_share, self.id)
@@ -594,28 +575,29 @@ class Replica:
             return None
         return slot, Proof(view, seq, slot.batch, kind, certificate)
 
-    def on_prepare_certificate(self, pc: PrepareCertificate) -> None:
-        found = self._certified_slot(pc, pc.view, pc.seq, pc.digest, ProofKind.PREPARE, pc.certificate)
+    def on_prepare_certificate(self, certificate: PrepareCertificate) -> None:
+        found = self._certified_slot(
+            certificate, certificate.view, certificate.seq, certificate.digest, ProofKind.PREPARE, certificate.certificate
+        )
         if found is not None:
             self._prepared(*found)
 
-    def on_commit_certificate(self, cc: CommitCertificate) -> None:
-        found = self._certified_slot(cc, cc.view, cc.seq, cc.digest, ProofKind.COMMIT, cc.certificate)
+    def on_commit_certificate(self, certificate: CommitCertificate) -> None:
+        found = self._certified_slot(
+            certificate, certificate.view, certificate.seq, certificate.digest, ProofKind.COMMIT, certificate.certificate
+        )
         if found is not None:
             self._committed(*found)
 
-    def on_fast_commit(self, fc: FastCommit) -> None:
-        found = self._certified_slot(fc, fc.view, fc.seq, fc.digest, ProofKind.FAST, fc.aggregate)
+    def on_fast_commit(self, fast_commit: FastCommit) -> None:
+        found = self._certified_slot(
+            fast_commit, fast_commit.view, fast_commit.seq, fast_commit.digest, ProofKind.FAST, fast_commit.aggregate
+        )
         if found is not None:
             self._committed(*found)
-
-    def _record_proof(self, slot: Slot, proof: Proof) -> None:
-        slot.record_prepared(proof)
-        self._ready.events.append(ProofStored(proof))
 
     def _prepared(self, slot: Slot, proof: Proof) -> None:
         self._record_proof(slot, proof)
-        self._set_status(slot, SlotStatus.PREPARED)
         share = self.crypto.sign_share(commit_message(slot.view, slot.seq, slot.digest))
         if self.is_leader:
             slot.commit_shares[self.id] = share
@@ -628,7 +610,6 @@ class Replica:
         # A leader that learnt of commits by catch-up must not propose at those seqs again.
         self.next_seq = max(self.next_seq, slot.seq + 1)
         self.metrics["commits.fast" if proof.kind == ProofKind.FAST else "commits.slow"] += 1
-        self._set_status(slot, SlotStatus.COMMITTED)
         self._execute_ready()
 
     # ---- normal case: collector --------------------------------------------------------------
@@ -643,55 +624,24 @@ class Replica:
             return None
         return slot
 
-    def on_prepare_share(self, ps: PrepareShare) -> None:
-        slot = self._collector_slot(ps, ps.view, ps.seq, ps.digest)
-        if slot is None or slot.certified or ps.replica in slot.prepare_shares:
+    def on_prepare_share(self, share: PrepareShare) -> None:
+        slot = self._collector_slot(share, share.view, share.seq, share.digest)
+        if slot is None or slot.certified or share.replica in slot.prepare_shares:
             return
-        slot.prepare_shares[ps.replica] = ps.share
-        if ps.fast_share:
-            slot.fast_shares[ps.replica] = ps.fast_share
+        slot.prepare_shares[share.replica] = share.share
+        if share.fast_share:
+            slot.fast_shares[share.replica] = share.fast_share
         self._certify_prepare(slot, allow_wait=True)
-
-    def _fast_path_worth_waiting(self, seq: int) -> bool:
-        if sum(self._fast_missed) < FAST_PATH_GIVE_UP:
-            return True
-        if seq % FAST_PATH_PROBE_EVERY == 0:
-            return True
-        self.metrics["fast_path.skipped"] += 1
-        return False
-
-    def _fast_path_wait_ms(self) -> float:
-        """concord-bft's rule: mean + 2σ of recent waits for the last shares, clamped."""
-        timers = self.config.timers
-        if len(self._fast_waits_ms) < 2:
-            return timers.fast_path_timeout_max_ms
-        waits = self._fast_waits_ms
-        # Plain floats: `statistics.pstdev` is exact (fractions) and showed in the leader's profile.
-        mean = sum(waits) / len(waits)
-        deviation = math.sqrt(sum((w - mean) ** 2 for w in waits) / len(waits))
-        wait = mean + 2 * deviation
-        return min(max(wait, timers.fast_path_timeout_min_ms), timers.fast_path_timeout_max_ms)
 
     def _certify_prepare(self, slot: Slot, *, allow_wait: bool) -> None:
         """Collector: turn prepare shares into a fast commit (all n) or a certificate (2f+1)."""
         if slot.certified or slot.view != self.view or not self.is_leader:
             return
-        count = len(slot.prepare_shares)
         message = prepare_message(slot.view, slot.seq, slot.digest)
-        if self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum:
-            if slot.quorum_at_ms is not None:
-                self._fast_waits_ms.append(self._now - slot.quorum_at_ms)
-            aggregate = self.crypto.aggregate_all(slot.fast_shares, message)
-            if aggregate is not None:
-                # Out first, checked after (module docstring): every backup checks it anyway.
-                slot.certified = True
-                slot.fast_deadline_ms = None
-                self._broadcast(self._sign(FastCommit(slot.view, slot.seq, slot.digest, aggregate, self.id)))
-                proof = Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate)
-                self._deferred.append(lambda: self._check_fast_commit(slot, proof, message))
-                return
-            self._fast_path_failed(slot, message)
-            count = len(slot.prepare_shares)
+        all_shares = self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum
+        if all_shares and self._send_fast_commit(slot, message):
+            return
+        count = len(slot.prepare_shares)
         if count < self.config.quorum:
             return
         if slot.quorum_at_ms is None:
@@ -701,10 +651,11 @@ class Replica:
             and allow_wait
             and count < self.config.fast_quorum
             and not slot.fast_failed
-            and self._fast_path_worth_waiting(slot.seq)
+            and self.fast_path.worth_waiting(slot.seq)
         ):
             if slot.fast_deadline_ms is None:
-                slot.fast_deadline_ms = self._now + self._fast_path_wait_ms()
+                slot.fast_deadline_ms = self._now + self.fast_path.wait_ms()
+                self.deadlines.set_earlier(Timer.FAST_PATH, slot.fast_deadline_ms)
             return
         certificate, bad = self.crypto.combine(slot.prepare_shares, message)
         if certificate is None:
@@ -717,12 +668,40 @@ class Replica:
         self._broadcast(self._sign(PrepareCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
         self._prepared(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.PREPARE, certificate))
 
+    def _send_fast_commit(self, slot: Slot, message: bytes) -> bool:
+        """All n fast shares: send their aggregate (checked after it is out; module docstring).
+        False if they do not even aggregate: then this instance takes the slow path."""
+        if slot.quorum_at_ms is not None:
+            self.fast_path.record_wait(self._now - slot.quorum_at_ms)
+        aggregate = self.crypto.aggregate_all(slot.fast_shares, message)
+        if aggregate is None:
+            self._fast_path_failed(slot, message)
+            return False
+        slot.certified = True
+        slot.fast_deadline_ms = None
+        self._broadcast(self._sign(FastCommit(slot.view, slot.seq, slot.digest, aggregate, self.id)))
+        proof = Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate)
+        self._deferred.append(lambda: self._check_fast_commit(slot, proof, message))
+        return True
+
+    def _fast_path_timeouts(self) -> None:
+        """The wait for all n shares is over for some slots: go slow with what they have."""
+        due = [s for s in self.slots.values() if s.fast_deadline_ms is not None and s.fast_deadline_ms <= self._now]
+        for slot in due:
+            slot.fast_deadline_ms = None
+            self.metrics["fast_path.timeouts"] += 1
+            self.fast_path.miss()
+            self._certify_prepare(slot, allow_wait=False)
+        later = [s.fast_deadline_ms for s in self.slots.values() if s.fast_deadline_ms is not None]
+        if later:
+            self.deadlines.set_earlier(Timer.FAST_PATH, min(later))
+
     def _check_fast_commit(self, slot: Slot, proof: Proof, message: bytes) -> None:
         """Leader, deferred: commit on the aggregate it sent, or fall back if it is bad."""
         if slot.view != proof.view or slot.committed is not None:
             return
         if self.certifier.aggregate(message, proof.certificate):
-            self._fast_missed.append(False)
+            self.fast_path.hit()
             self._committed(slot, proof)
             return
         slot.certified = False
@@ -731,22 +710,19 @@ class Replica:
 
     def _fast_path_failed(self, slot: Slot, message: bytes) -> None:
         """Someone's fast share is bad: no fast path for this instance, and a miss."""
-        self._fast_missed.append(True)
+        self.fast_path.miss()
         self.metrics["fast_path.bad_aggregates"] += 1
         slot.fast_shares.clear()
         slot.fast_failed = True
-        self._discard_bad_shares(slot.prepare_shares, message)
-
-    def _discard_bad_shares(self, shares: dict[int, bytes], message: bytes) -> None:
-        for replica in [r for r, s in shares.items() if not self.crypto.verify_share(r, message, s)]:
-            del shares[replica]
+        for replica in [r for r, s in slot.prepare_shares.items() if not self.crypto.verify_share(r, message, s)]:
+            del slot.prepare_shares[replica]
             self.metrics["shares.invalid"] += 1
 
-    def on_commit_share(self, cs: CommitShare) -> None:
-        slot = self._collector_slot(cs, cs.view, cs.seq, cs.digest)
-        if slot is None or slot.commit_certified or cs.replica in slot.commit_shares:
+    def on_commit_share(self, share: CommitShare) -> None:
+        slot = self._collector_slot(share, share.view, share.seq, share.digest)
+        if slot is None or slot.commit_certified or share.replica in slot.commit_shares:
             return
-        slot.commit_shares[cs.replica] = cs.share
+        slot.commit_shares[share.replica] = share.share
         if slot.prepared is not None:
             self._certify_commit(slot)
 
@@ -781,26 +757,13 @@ class Replica:
                 self._propose()
 
     def _execute(self, slot: Slot, proof: Proof) -> None:
-        results: list[Result | None] = []
-        answers: list[tuple[Request, Result]] = []
-        for request in proof.batch:
-            result = self.bank.execute(request)
-            results.append(result)
-            self._remove_pending(request.key)
-            self.proposed.discard(request.key)
-            if result is not None:
-                answers.append((request, result))
-        self._reply(answers)
-        self.last_executed = slot.seq
+        results = self._apply_batch(slot.seq, proof.batch)
+        self._reply([(r, res) for r, res in zip(proof.batch, results, strict=True) if res is not None])
         self.metrics["executed.batches"] += 1
         self.metrics["executed.requests"] += len(proof.batch)
-        slot.advance(SlotStatus.EXECUTED)
         snapshot = self.bank.snapshot() if slot.seq % self.config.checkpoint_interval == 0 else None
         state_digest = Bank.digest_of(snapshot) if snapshot is not None else b""
-        self._ready.events.append(
-            Executed(slot.seq, proof.view, proof.batch, tuple(results), state_digest)
-        )
-        self._ready.events.append(StatusChanged(slot.seq, proof.view, SlotStatus.EXECUTED, slot.digest))
+        self._ready.events.append(Executed(slot.seq, proof.view, proof.batch, tuple(results), state_digest))
         if snapshot is not None:
             self._take_checkpoint(slot.seq, snapshot, state_digest)
 
@@ -812,49 +775,23 @@ class Replica:
         self._broadcast(self._sign(Checkpoint(seq, state_digest, share, self.id)))
         self._vote_checkpoint(seq, state_digest, self.id, share)
 
-    def on_checkpoint(self, cp: Checkpoint) -> None:
-        if cp.seq <= self.stable_seq or cp.seq % self.config.checkpoint_interval:
+    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.seq <= self.stable_seq or checkpoint.seq % self.config.checkpoint_interval:
             return
-        if cp.seq > self.stable_seq + 2 * self.config.window:
-            self._drop(cp, "checkpoint too far ahead")
+        if checkpoint.seq > self.stable_seq + 2 * self.config.window:
+            self._drop(checkpoint, "checkpoint too far ahead")
             return
-        self._vote_checkpoint(cp.seq, cp.state_digest, cp.replica, cp.share)
+        self._vote_checkpoint(checkpoint.seq, checkpoint.state_digest, checkpoint.replica, checkpoint.share)
 
     def _vote_checkpoint(self, seq: int, state_digest: bytes, replica: int, share: bytes) -> None:
-        by_digest = self.checkpoint_votes.setdefault(seq, {})
-        if any(replica in votes for votes in by_digest.values()):
-            return  # one vote per replica per seq, so a liar cannot grow this table
-        votes = by_digest.setdefault(state_digest, {})
-        votes[replica] = share
-        if len(votes) < self.config.quorum:
-            return
-        certificate, bad = self.crypto.combine(votes, checkpoint_message(seq, state_digest))
-        if certificate is None:
-            for r in bad:
-                votes.pop(r, None)
-            return
-        self._stabilize(CheckpointProof(seq, state_digest, certificate), votes)
+        stable = self.checkpoints.vote(seq, state_digest, replica, share)
+        if stable is not None:
+            self._stabilize(*stable)
 
-    def _stabilize(self, proof: CheckpointProof, holders: dict[int, bytes] | None = None) -> None:
-        if proof.seq <= self.stable_seq:
-            return
-        self.stable = proof
-        for seq in [s for s in self.slots if s <= proof.seq]:
-            del self.slots[seq]
-        for seq in [s for s in self.checkpoint_votes if s <= proof.seq]:
-            del self.checkpoint_votes[seq]
-        for seq in [s for s in self.snapshots if s < proof.seq]:
-            del self.snapshots[seq]
-        self.next_seq = max(self.next_seq, proof.seq + 1)
-        self._ready.events.append(CheckpointStable(proof, self.snapshots.get(proof.seq)))
-        others = sorted(r for r in holders or () if r != self.id)
-        if self.last_executed < proof.seq and others:
-            self._fetch_from(others[0])
-
-    # ---- catch-up --------------------------------------------------------------------------
+    # ---- catch-up (see `catchup`) --------------------------------------------------------------
 
     def _gossip_status(self) -> None:
-        self.next_status_ms = self._now + self.config.timers.status_interval_ms
+        self.deadlines.set(Timer.STATUS, self._now + self.config.timers.status_interval_ms)
         stuck = self.last_executed == self._executed_at_last_status
         self._executed_at_last_status = self.last_executed
         ahead = sorted(r for r, seq in self.peer_progress.items() if seq > self.last_executed)
@@ -869,27 +806,20 @@ class Replica:
         self.metrics["catch_up.fetches"] += 1
         self._send(replica, self._sign(Fetch(self.last_executed, self.id)))
 
-    def on_status(self, st: Status) -> None:
-        self.peer_progress[st.replica] = max(st.last_executed, st.stable_seq)
+    def on_status(self, status: Status) -> None:
+        self.peer_progress[status.replica] = max(status.last_executed, status.stable_seq)
 
-    def on_fetch(self, fe: Fetch) -> None:
-        if fe.after_seq >= self.last_executed:
+    def on_fetch(self, fetch: Fetch) -> None:
+        if fetch.after_seq >= self.last_executed or not self.fetch_answers.admit(fetch.replica, self._now):
             return
-        # A 70-byte FETCH buys a CATCH-UP of up to a frame: answer each peer at most once per
-        # `FETCH_ANSWER_INTERVAL` of the status period (an honest one asks about once a period),
-        # and hand out the same signed answer while nothing changed.
-        last_ms = self._fetch_answered_ms.get(fe.replica)
-        if last_ms is not None and self._now - last_ms < self.config.timers.status_interval_ms * FETCH_ANSWER_INTERVAL:
-            self.metrics["catch_up.fetches_refused"] += 1
-            return
-        self._fetch_answered_ms[fe.replica] = self._now
-        key = (fe.after_seq, self.last_executed, self.stable_seq)
-        if self._catch_up_cache is None or self._catch_up_cache[0] != key:
-            answer = self._catch_up_for(fe.after_seq)
+        key = (fetch.after_seq, self.last_executed, self.stable_seq)
+        answer = self.fetch_answers.cached(key)
+        if answer is None:
+            answer = self._catch_up_for(fetch.after_seq)
             if answer is None:
                 return
-            self._catch_up_cache = (key, answer)
-        self._send(fe.replica, self._catch_up_cache[1])
+            self.fetch_answers.remember(key, answer)
+        self._send(fetch.replica, answer)
 
     def _catch_up_for(self, after_seq: int) -> CatchUp | None:
         """A signed CATCH-UP for a peer that executed up to `after_seq`, within one frame."""
@@ -900,69 +830,61 @@ class Replica:
                 self.metrics["catch_up.snapshot_unavailable"] += 1
                 return None
             checkpoint, start = self.stable, self.stable.seq
-        budget = MESSAGE_SIZE_MAX - len(snapshot) - CATCH_UP_ENVELOPE_BYTES
-        entries: list[Proof] = []
-        for seq in range(start + 1, self.last_executed + 1):
-            slot = self.slots.get(seq)
-            if slot is None or slot.committed is None or len(entries) >= CATCH_UP_ENTRIES_MAX:
-                break
-            budget -= batch_bytes(slot.committed.batch) + VIEW_CHANGE_ENTRY_BYTES
-            if budget < 0:
-                break
-            entries.append(slot.committed)
+        entries = committed_entries(self.slots, start, self.last_executed, len(snapshot))
         if checkpoint is None and not entries:
             return None
-        return self._sign(CatchUp(checkpoint, snapshot, tuple(entries), self.id))  # type: ignore[return-value]
+        return self._sign(CatchUp(checkpoint, snapshot, tuple(entries), self.id))
 
-    def on_catch_up(self, cu: CatchUp) -> None:
-        cp = cu.checkpoint
-        if cp is not None and cp.seq > self.last_executed:
-            if not self.certifier.checkpoint(cp):
-                self._drop(cu, "bad checkpoint certificate")
+    def on_catch_up(self, catch_up: CatchUp) -> None:
+        checkpoint = catch_up.checkpoint
+        if checkpoint is not None and checkpoint.seq > self.last_executed:
+            if not self.certifier.checkpoint(checkpoint):
+                self._drop(catch_up, "bad checkpoint certificate")
                 return
-            if Bank.digest_of(cu.snapshot) != cp.state_digest:
-                self._drop(cu, "snapshot does not match its certificate")
+            if Bank.digest_of(catch_up.snapshot) != checkpoint.state_digest:
+                self._drop(catch_up, "snapshot does not match its certificate")
                 return
-            self._install_snapshot(cp, cu.snapshot)
-        for proof in cu.entries:
+            self._install_snapshot(checkpoint, catch_up.snapshot)
+        for proof in catch_up.entries:
             if proof.seq <= self.last_executed or proof.seq <= self.stable_seq:
                 continue
             if proof.kind not in ProofKind.COMMITTED or not self.certifier.proof(proof):
-                self._drop(cu, "bad committed entry")
+                self._drop(catch_up, "bad committed entry")
                 return
             slot = self._slot(proof.seq)
             if slot.committed is None:
-                digest = batch_digest(proof.batch)
-                if slot.digest != digest:
-                    slot.view, slot.digest, slot.batch = proof.view, digest, proof.batch
                 self.metrics["catch_up.entries"] += 1
                 self._committed(slot, proof)
 
-    def _install_snapshot(self, cp: CheckpointProof, snapshot: bytes) -> None:
-        self.bank = Bank.from_snapshot(snapshot)
-        self.last_executed = cp.seq
-        self.snapshots[cp.seq] = snapshot
-        self._forget_executed_pending()
+    def _install_snapshot(self, checkpoint: CheckpointProof, snapshot: bytes) -> None:
+        self._adopt_snapshot(checkpoint.seq, snapshot)
         self._restart_exec_timer()
         self.metrics["catch_up.snapshots"] += 1
-        self._ready.events.append(StateTransferred(cp, snapshot))
-        self._stabilize(cp)
+        self._ready.events.append(StateTransferred(checkpoint, snapshot))
+        self._stabilize(checkpoint)
         self._execute_ready()
 
-    # ---- view change -----------------------------------------------------------------------
+    # ---- view change (the rules are `viewchange`'s) ----------------------------------------------
 
     def _start_view_change(self, new_view: int, reason: str) -> None:
         if new_view <= self.view:
             return
-        self.view = new_view
-        self.view_active = False
-        self._ready.events.append(ViewEntered(new_view, active=False))
-        self.exec_deadline_ms = None
-        self.vc_deadline_ms = None
+        self._enter_view(new_view, active=False)
+        self.deadlines.set(Timer.EXECUTION, None)
+        self.deadlines.set(Timer.NEW_VIEW, None)
         self.proposal_queue.clear()
         self.metrics["view_changes.started"] += 1
         self._ready.events.append(ViewChangeStarted(new_view, reason))
         self._send_view_change()
+
+    def _new_view_timeout(self) -> None:
+        self.vc_attempts += 1
+        self._start_view_change(self.view + 1, "new-view timer expired")
+
+    def _resend_view_change(self) -> None:
+        if not self.view_active:
+            self.metrics["view_changes.resent"] += 1
+            self._send_view_change()
 
     def _send_view_change(self) -> None:
         """(Re)send VIEW-CHANGE for the view this replica is moving to, from its current state.
@@ -972,33 +894,28 @@ class Replica:
         everyone waiting for a quorum that no one holds.
         """
         low = self.stable_seq
-        prepared = tuple(
-            s.prepared for seq, s in sorted(self.slots.items()) if seq > low and s.prepared is not None
-        )
-        preprepared = tuple(
-            PrePrepared(s.view, seq, s.batch)
-            for seq, s in sorted(self.slots.items())
-            if seq > low and s.view > 0
-        )
-        vc = self._sign(ViewChange(self.view, self.stable, prepared, preprepared, self.id))
-        self.vc_resend_ms = self._now + self.config.timers.view_change_resend_ms
-        self._broadcast(vc)
-        self._record_view_change(vc)  # type: ignore[arg-type]
+        above = [(seq, s) for seq, s in sorted(self.slots.items()) if seq > low]
+        prepared = tuple(s.prepared for _, s in above if s.prepared is not None)
+        preprepared = tuple(PrePrepared(s.view, seq, s.batch) for seq, s in above if s.view > 0)
+        view_change = self._sign(ViewChange(self.view, self.stable, prepared, preprepared, self.id))
+        self.deadlines.set(Timer.VIEW_CHANGE_RESEND, self._now + self.config.timers.view_change_resend_ms)
+        self._broadcast(view_change)
+        self._record_view_change(view_change)
 
-    def on_view_change(self, vc: ViewChange) -> None:
-        if vc.new_view < self.view or (vc.new_view == self.view and self.view_active):
-            self._help_replica_behind(vc)
+    def on_view_change(self, view_change: ViewChange) -> None:
+        if view_change.new_view < self.view or (view_change.new_view == self.view and self.view_active):
+            self._help_replica_behind(view_change)
             return
-        if vc.new_view > self.view + self.config.n * 4:
-            self._drop(vc, "view too far ahead")
+        if view_change.new_view > self.view + self.config.n * 4:
+            self._drop(view_change, "view too far ahead")
             return
-        reason = check_view_change(vc, self.config, self.certifier)
+        reason = check_view_change(view_change, self.config, self.certifier)
         if reason is not None:
-            self._drop(vc, reason)
+            self._drop(view_change, reason)
             return
-        self._record_view_change(vc)
+        self._record_view_change(view_change)
 
-    def _help_replica_behind(self, vc: ViewChange) -> None:
+    def _help_replica_behind(self, view_change: ViewChange) -> None:
         """The sender is still changing to a view this replica has completed or left behind.
 
         Hand it what it lacks; all of it is signed by its authors, so anyone may relay it: the
@@ -1008,35 +925,35 @@ class Replica:
         """
         # Relayed view changes reach us too (and would be answered again): help each replica
         # with each view at most once per re-send period, so helping cannot become a storm.
-        last = self._helped.get((vc.replica, vc.new_view))
+        asker, view = view_change.replica, view_change.new_view
+        last = self._helped.get((asker, view))
         if last is not None and self._now - last < self.config.timers.view_change_resend_ms:
             return
-        self._helped[(vc.replica, vc.new_view)] = self._now
+        self._helped[(asker, view)] = self._now
         if len(self._helped) > HELPED_MAX:
             self._helped.clear()
-        new_view = next((nv for nv in self.new_views if nv.view == vc.new_view), None)
+        new_view = next((nv for nv in self.new_views if nv.view == view), None)
         if new_view is None and self.view_active and self.new_views:
-            new_view = self.new_views[-1] if self.new_views[-1].view > vc.new_view else None
+            new_view = self.new_views[-1] if self.new_views[-1].view > view else None
         if new_view is not None:
-            self._send(vc.replica, new_view)
+            self._send(asker, new_view)
             return
-        for replica, held in self.view_changes.get(vc.new_view, {}).items():
-            if replica != vc.replica:
-                self._send(vc.replica, held)
+        for replica, held in self.view_changes.get(view, {}).items():
+            if replica != asker:
+                self._send(asker, held)
 
-    def _record_view_change(self, vc: ViewChange) -> None:
-        if vc.new_view > self.view:
+    def _record_view_change(self, view_change: ViewChange) -> None:
+        if view_change.new_view > self.view:
             # Of the views above ours, keep each replica's highest only (an honest replica only
             # moves up): a liar cannot hold one VIEW-CHANGE per future view here.
             for view, by in list(self.view_changes.items()):
-                held = by.get(vc.replica)
-                if view > self.view and held is not None:
-                    if view > vc.new_view:
+                if view > self.view and view_change.replica in by:
+                    if view > view_change.new_view:
                         return
-                    del by[vc.replica]
+                    del by[view_change.replica]
                     if not by:
                         del self.view_changes[view]
-        self.view_changes.setdefault(vc.new_view, {})[vc.replica] = vc
+        self.view_changes.setdefault(view_change.new_view, {})[view_change.replica] = view_change
         # Join: f+1 replicas want a higher view, so at least one honest one does.
         higher = {r: v for v, by in self.view_changes.items() if v > self.view for r in by}
         if len(higher) >= self.config.join_quorum:
@@ -1045,78 +962,71 @@ class Replica:
         collected = self.view_changes.get(self.view, {})
         if self.view_active or len(collected) < self.config.quorum:
             return
-        if self.vc_deadline_ms is None:
+        if self.deadlines.get(Timer.NEW_VIEW) is None:
             timeout = self.config.timers.view_change_timeout_ms * 2**self.vc_attempts
-            self.vc_deadline_ms = self._now + timeout
+            self.deadlines.set(Timer.NEW_VIEW, self._now + timeout)
         if self.is_leader and not any(nv.view == self.view for nv in self.new_views):
             chosen = sorted(collected.values(), key=lambda v: (v.replica != self.id, v.replica))
             chosen = chosen[: self.config.quorum]
             proposals = select_proposals(self.config, chosen)
-            nv = self._sign(NewView(self.view, tuple(chosen), proposals, self.id))
-            self._broadcast(nv)
-            self._install_new_view(nv)  # type: ignore[arg-type]
+            new_view = self._sign(NewView(self.view, tuple(chosen), proposals, self.id))
+            self._broadcast(new_view)
+            self._install_new_view(new_view)
 
-    def _keep_new_view(self, nv: NewView) -> None:
-        self.new_views.append(nv)
-        del self.new_views[:-NEW_VIEWS_KEPT]
+    def on_new_view(self, new_view: NewView) -> None:
+        if new_view.view < self.view or (new_view.view == self.view and self.view_active):
+            return
+        reason = self._new_view_invalid(new_view)
+        if reason is not None:
+            self._drop(new_view, reason)
+            return
+        self._install_new_view(new_view)
 
-    def on_new_view(self, nv: NewView) -> None:
-        if nv.view < self.view or (nv.view == self.view and self.view_active):
-            return
-        if nv.replica != self.config.leader_of(nv.view):
-            self._drop(nv, "new-view not from the new leader")
-            return
-        senders = {vc.replica for vc in nv.view_changes}
-        if len(senders) != len(nv.view_changes) or len(senders) < self.config.quorum:
-            self._drop(nv, "new-view without 2f+1 distinct view changes")
-            return
-        for vc in nv.view_changes:
-            if vc.new_view != nv.view or vc.replica not in self.config.replica_ids:
-                self._drop(nv, "new-view carries a view change for another view")
-                return
+    def _new_view_invalid(self, new_view: NewView) -> str | None:
+        if new_view.replica != self.config.leader_of(new_view.view):
+            return "new-view not from the new leader"
+        senders = {vc.replica for vc in new_view.view_changes}
+        if len(senders) != len(new_view.view_changes) or len(senders) < self.config.quorum:
+            return "new-view without 2f+1 distinct view changes"
+        for vc in new_view.view_changes:
+            if vc.new_view != new_view.view or vc.replica not in self.config.replica_ids:
+                return "new-view carries a view change for another view"
             # The receiver's own VIEW-CHANGE too: the leader could put words in its mouth.
             if not self.crypto.verify_replica(vc.replica, vc.signing_payload(), vc.sig):
-                self._drop(nv, "new-view carries a forged view change")
-                return
+                return "new-view carries a forged view change"
             if check_view_change(vc, self.config, self.certifier) is not None:
-                self._drop(nv, "new-view carries an invalid view change")
-                return
-        if select_proposals(self.config, nv.view_changes) != nv.proposals:
-            self._drop(nv, "new-view O does not follow from V")
-            return
-        if any(p.batch and self._batch_invalid(p.batch) is not None for p in nv.proposals):
-            self._drop(nv, "new-view re-proposes an invalid batch")
-            return
-        self._install_new_view(nv)
+                return "new-view carries an invalid view change"
+        if select_proposals(self.config, new_view.view_changes) != new_view.proposals:
+            return "new-view O does not follow from V"
+        if any(p.batch and self.intake.batch_invalid(p.batch) is not None for p in new_view.proposals):
+            return "new-view re-proposes an invalid batch"
+        return None
 
-    def _install_new_view(self, nv: NewView) -> None:
-        self.view = nv.view
-        self.view_active = True
+    def _install_new_view(self, new_view: NewView) -> None:
+        self._enter_view(new_view.view, active=True)
         self._view_started_ms = self._now
-        self.vc_resend_ms = None
-        self._ready.events.append(ViewEntered(nv.view, active=True))
+        self.deadlines.set(Timer.VIEW_CHANGE_RESEND, None)
+        self.deadlines.set(Timer.NEW_VIEW, None)
         self.vc_attempts = 0
-        self.vc_deadline_ms = None
-        self._keep_new_view(nv)
+        self._keep_new_view(new_view)
         self.metrics["view_changes.completed"] += 1
-        for v in [v for v in self.view_changes if v <= nv.view]:
-            del self.view_changes[v]
-        checkpoint = select_checkpoint(nv.view_changes)
+        for view in [v for v in self.view_changes if v <= new_view.view]:
+            del self.view_changes[view]
+        checkpoint = select_checkpoint(new_view.view_changes)
         if checkpoint is not None and checkpoint.seq > self.stable_seq:
-            holders = {vc.replica: b"" for vc in nv.view_changes if vc.checkpoint == checkpoint}
+            holders = {vc.replica: b"" for vc in new_view.view_changes if vc.checkpoint == checkpoint}
             self._stabilize(checkpoint, holders)
-        self._ready.events.append(NewViewInstalled(nv.view, nv))
+        self._ready.events.append(NewViewInstalled(new_view.view, new_view))
         last = self.stable_seq
-        for proposal in nv.proposals:
+        for proposal in new_view.proposals:
             last = max(last, proposal.seq)
-            if proposal.seq <= self.stable_seq:
-                continue
-            self._accept(self._slot(proposal.seq), nv.view, batch_digest(proposal.batch), proposal.batch)
+            if proposal.seq > self.stable_seq:
+                self._accept(self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch)
         # Slots above O belonged to the old view and were never certified: forget them.
         for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
             del self.slots[seq]
         self.next_seq = max(last, self.last_executed) + 1
-        in_o = {r.key for p in nv.proposals for r in p.batch}
+        in_o = {r.key for p in new_view.proposals for r in p.batch}
         self.proposed = in_o
         if self.is_leader:
             self.proposal_queue = deque(k for k in self.pending if k not in in_o)
@@ -1127,65 +1037,10 @@ class Replica:
     # ---- recovery --------------------------------------------------------------------------
 
     @classmethod
-    def restore(
-        cls, replica_id: int, config: ClusterConfig, crypto: NodeCrypto, events: Iterable[Event]
-    ) -> Replica:
-        """Rebuild a replica after a crash from the durable events it emitted, in order.
+    def restore(cls, replica_id: int, config: ClusterConfig, crypto: NodeCrypto, events: Iterable[Event]) -> Replica:
+        """Rebuild a replica after a crash from the durable events it emitted (`recovery`)."""
+        from .recovery import replay
 
-        What it accepted, proved, executed and checkpointed, and the view it was in, come back;
-        collector shares and timers (volatile) do not. So the restored replica never signs a
-        share that conflicts with one it signed before the crash.
-        """
         replica = cls(replica_id, config, crypto)
-        for event in events:
-            if isinstance(event, DURABLE_EVENTS):
-                replica._replay(event)
-        replica.next_seq = max([replica.last_executed, replica.stable_seq, *replica.slots]) + 1
-        if not replica.view_active:
-            replica.vc_resend_ms = 0.0  # its VIEW-CHANGE died with it: send it again at once
-        replica._ready = Ready()
+        replay(replica, events)
         return replica
-
-    def _replay(self, event: Event) -> None:
-        if isinstance(event, ViewEntered):
-            self.view, self.view_active = event.view, event.active
-        elif isinstance(event, Accepted):
-            if event.seq > self.stable_seq:
-                self._slot(event.seq).accept(event.view, batch_digest(event.batch), event.batch)
-                for request in event.batch:
-                    if not self.bank.is_executed(request.client, request.timestamp):
-                        self._add_pending(request, from_client=False)
-                    self.proposed.add(request.key)
-        elif isinstance(event, ProofStored):
-            proof = event.proof
-            if proof.seq > self.stable_seq:
-                slot = self._slot(proof.seq)
-                if slot.view < proof.view:
-                    slot.view, slot.digest, slot.batch = proof.view, batch_digest(proof.batch), proof.batch
-                slot.record_prepared(proof)
-                committed = proof.kind in ProofKind.COMMITTED
-                slot.advance(SlotStatus.COMMITTED if committed else SlotStatus.PREPARED)
-        elif isinstance(event, Executed):
-            if event.seq == self.last_executed + 1:
-                for request in event.batch:
-                    self.bank.execute(request)
-                    self._remove_pending(request.key)
-                    self.proposed.discard(request.key)
-                self.last_executed = event.seq
-                if event.seq in self.slots:
-                    self.slots[event.seq].advance(SlotStatus.EXECUTED)
-                if event.state_digest:
-                    self.snapshots[event.seq] = self.bank.snapshot()
-        elif isinstance(event, StateTransferred):
-            if event.seq > self.last_executed:
-                self.bank = Bank.from_snapshot(event.snapshot)
-                self.last_executed = event.seq
-                self.snapshots[event.seq] = event.snapshot
-                self._forget_executed_pending()
-            self._stabilize(event.proof)
-        elif isinstance(event, NewViewInstalled):
-            self._keep_new_view(event.message)
-        elif isinstance(event, CheckpointStable):
-            if event.snapshot is not None:
-                self.snapshots[event.seq] = event.snapshot
-            self._stabilize(event.proof)

@@ -282,7 +282,7 @@ def test_only_the_latest_new_views_are_kept():
 
 
 def test_one_client_cannot_fill_a_replicas_pending_table():
-    from pbft_core.replica import PENDING_PER_CLIENT_MAX
+    from pbft_core.intake import PENDING_PER_CLIENT_MAX
 
     backup = Replica(2, CONFIG, replica_crypto(2))
     for timestamp in range(1, 3 * PENDING_PER_CLIENT_MAX):

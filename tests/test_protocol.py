@@ -231,7 +231,7 @@ def test_checkpoints_bound_memory_over_a_long_run(seed):
         assert replica.last_executed >= 3 * interval
         assert replica.stable_seq == replica.last_executed - replica.last_executed % interval
         assert len(replica.slots) <= replica.config.checkpoint_interval
-        assert all(seq > replica.stable_seq for seq in replica.checkpoint_votes)
+        assert all(seq > replica.stable_seq for seq in replica.checkpoints.votes)
     assert_honest_live_agree(sim)
 
 
@@ -288,4 +288,4 @@ def test_a_replica_votes_once_per_checkpoint_so_a_liar_cannot_flood_the_vote_tab
     for i in range(50):
         cp = Checkpoint(10, bytes([i]) * 32, b"s" * SHARE_SIZE, 5)
         target.step(cp.with_sig(crypto.sign(cp.signing_payload())), 0.0)
-    assert sum(len(v) for v in target.checkpoint_votes[10].values()) == 1
+    assert sum(len(v) for v in target.checkpoints.votes[10].values()) == 1
