@@ -48,6 +48,7 @@ from .bank import Bank, is_read_only
 from .catchup import FetchAnswers, committed_entries
 from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
 from .checkpoint import CheckpointTally, Votes
+from .collector import CollectorRole
 from .config import ClusterConfig, replica_name
 from .crypto import NodeCrypto
 from .deadlines import Deadlines, Timer
@@ -68,7 +69,6 @@ from .messages import (
     PrepareCertificate,
     PrepareShare,
     PrePrepare,
-    PrePrepared,
     Proof,
     ProofKind,
     Reply,
@@ -86,19 +86,16 @@ from .ready import (
     Dropped,
     Event,
     Executed,
-    NewViewInstalled,
     ProofStored,
     Ready,
     SlotStatus,
     StateTransferred,
     StatusChanged,
-    ViewChangeStarted,
     ViewEntered,
 )
-from .viewchange import check_view_change, select_checkpoint, select_proposals
+from .viewchange import ViewChangeRole
 
 M = TypeVar("M", bound=Message)
-HELPED_MAX = 1_000
 EARLY_MESSAGES_MAX = 4  # certificates kept per slot while its pre-prepare is still on the way
 NEW_VIEWS_KEPT = 4  # the latest NEW-VIEWs, to hand to replicas still changing to them
 
@@ -115,7 +112,10 @@ def _handler(cls: type[M], handle: Callable[[M], None]) -> tuple[type[Message], 
     return cls, cast(Callable[[Message], None], handle)
 
 
-class Replica:
+class Replica(CollectorRole, ViewChangeRole):
+    """One replica; the collector's and the view change's parts live in `collector` and
+    `viewchange`, the rest of the protocol here."""
+
     def __init__(self, replica_id: int, config: ClusterConfig, crypto: NodeCrypto) -> None:
         assert replica_id in config.replica_ids
         self.id = replica_id
@@ -612,135 +612,6 @@ class Replica:
         self.metrics["commits.fast" if proof.kind == ProofKind.FAST else "commits.slow"] += 1
         self._execute_ready()
 
-    # ---- normal case: collector --------------------------------------------------------------
-
-    def _collector_slot(self, message: Message, view: int, seq: int, digest: bytes) -> Slot | None:
-        if view != self.view or not self.view_active or not self.is_leader:
-            self._drop(message, "not the collector")
-            return None
-        slot = self.slots.get(seq)
-        if slot is None or slot.view != view or slot.digest != digest:
-            self._drop(message, "share for an unknown proposal")
-            return None
-        return slot
-
-    def on_prepare_share(self, share: PrepareShare) -> None:
-        slot = self._collector_slot(share, share.view, share.seq, share.digest)
-        if slot is None or slot.certified or share.replica in slot.prepare_shares:
-            return
-        slot.prepare_shares[share.replica] = share.share
-        if share.fast_share:
-            slot.fast_shares[share.replica] = share.fast_share
-        self._certify_prepare(slot, allow_wait=True)
-
-    def _certify_prepare(self, slot: Slot, *, allow_wait: bool) -> None:
-        """Collector: turn prepare shares into a fast commit (all n) or a certificate (2f+1)."""
-        if slot.certified or slot.view != self.view or not self.is_leader:
-            return
-        message = prepare_message(slot.view, slot.seq, slot.digest)
-        all_shares = self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum
-        if all_shares and self._send_fast_commit(slot, message):
-            return
-        count = len(slot.prepare_shares)
-        if count < self.config.quorum:
-            return
-        if slot.quorum_at_ms is None:
-            slot.quorum_at_ms = self._now
-        if (
-            self.config.fast_path
-            and allow_wait
-            and count < self.config.fast_quorum
-            and not slot.fast_failed
-            and self.fast_path.worth_waiting(slot.seq)
-        ):
-            if slot.fast_deadline_ms is None:
-                slot.fast_deadline_ms = self._now + self.fast_path.wait_ms()
-                self.deadlines.set_earlier(Timer.FAST_PATH, slot.fast_deadline_ms)
-            return
-        certificate, bad = self.crypto.combine(slot.prepare_shares, message)
-        if certificate is None:
-            for replica in bad:
-                slot.prepare_shares.pop(replica, None)
-            self.metrics["shares.invalid"] += len(bad)
-            return
-        slot.certified = True
-        slot.fast_deadline_ms = None
-        self._broadcast(self._sign(PrepareCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
-        self._prepared(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.PREPARE, certificate))
-
-    def _send_fast_commit(self, slot: Slot, message: bytes) -> bool:
-        """All n fast shares: send their aggregate (checked after it is out; module docstring).
-        False if they do not even aggregate: then this instance takes the slow path."""
-        if slot.quorum_at_ms is not None:
-            self.fast_path.record_wait(self._now - slot.quorum_at_ms)
-        aggregate = self.crypto.aggregate_all(slot.fast_shares, message)
-        if aggregate is None:
-            self._fast_path_failed(slot, message)
-            return False
-        slot.certified = True
-        slot.fast_deadline_ms = None
-        self._broadcast(self._sign(FastCommit(slot.view, slot.seq, slot.digest, aggregate, self.id)))
-        proof = Proof(slot.view, slot.seq, slot.batch, ProofKind.FAST, aggregate)
-        self._deferred.append(lambda: self._check_fast_commit(slot, proof, message))
-        return True
-
-    def _fast_path_timeouts(self) -> None:
-        """The wait for all n shares is over for some slots: go slow with what they have."""
-        due = [s for s in self.slots.values() if s.fast_deadline_ms is not None and s.fast_deadline_ms <= self._now]
-        for slot in due:
-            slot.fast_deadline_ms = None
-            self.metrics["fast_path.timeouts"] += 1
-            self.fast_path.miss()
-            self._certify_prepare(slot, allow_wait=False)
-        later = [s.fast_deadline_ms for s in self.slots.values() if s.fast_deadline_ms is not None]
-        if later:
-            self.deadlines.set_earlier(Timer.FAST_PATH, min(later))
-
-    def _check_fast_commit(self, slot: Slot, proof: Proof, message: bytes) -> None:
-        """Leader, deferred: commit on the aggregate it sent, or fall back if it is bad."""
-        if slot.view != proof.view or slot.committed is not None:
-            return
-        if self.certifier.aggregate(message, proof.certificate):
-            self.fast_path.hit()
-            self._committed(slot, proof)
-            return
-        slot.certified = False
-        self._fast_path_failed(slot, message)
-        self._certify_prepare(slot, allow_wait=False)
-
-    def _fast_path_failed(self, slot: Slot, message: bytes) -> None:
-        """Someone's fast share is bad: no fast path for this instance, and a miss."""
-        self.fast_path.miss()
-        self.metrics["fast_path.bad_aggregates"] += 1
-        slot.fast_shares.clear()
-        slot.fast_failed = True
-        for replica in [r for r, s in slot.prepare_shares.items() if not self.crypto.verify_share(r, message, s)]:
-            del slot.prepare_shares[replica]
-            self.metrics["shares.invalid"] += 1
-
-    def on_commit_share(self, share: CommitShare) -> None:
-        slot = self._collector_slot(share, share.view, share.seq, share.digest)
-        if slot is None or slot.commit_certified or share.replica in slot.commit_shares:
-            return
-        slot.commit_shares[share.replica] = share.share
-        if slot.prepared is not None:
-            self._certify_commit(slot)
-
-    def _certify_commit(self, slot: Slot) -> None:
-        if slot.commit_certified or len(slot.commit_shares) < self.config.quorum:
-            return
-        message = commit_message(slot.view, slot.seq, slot.digest)
-        certificate, bad = self.crypto.combine(slot.commit_shares, message)
-        if certificate is None:
-            for replica in bad:
-                slot.commit_shares.pop(replica, None)
-            self.metrics["shares.invalid"] += len(bad)
-            return
-        slot.commit_certified = True
-        self._broadcast(self._sign(CommitCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
-        if slot.committed is None:
-            self._committed(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.COMMIT, certificate))
-
     # ---- execution -------------------------------------------------------------------------
 
     def _execute_ready(self) -> None:
@@ -862,176 +733,6 @@ class Replica:
         self.metrics["catch_up.snapshots"] += 1
         self._ready.events.append(StateTransferred(checkpoint, snapshot))
         self._stabilize(checkpoint)
-        self._execute_ready()
-
-    # ---- view change (the rules are `viewchange`'s) ----------------------------------------------
-
-    def _start_view_change(self, new_view: int, reason: str) -> None:
-        if new_view <= self.view:
-            return
-        self._enter_view(new_view, active=False)
-        self.deadlines.set(Timer.EXECUTION, None)
-        self.deadlines.set(Timer.NEW_VIEW, None)
-        self.proposal_queue.clear()
-        self.metrics["view_changes.started"] += 1
-        self._ready.events.append(ViewChangeStarted(new_view, reason))
-        self._send_view_change()
-
-    def _new_view_timeout(self) -> None:
-        self.vc_attempts += 1
-        self._start_view_change(self.view + 1, "new-view timer expired")
-
-    def _resend_view_change(self) -> None:
-        if not self.view_active:
-            self.metrics["view_changes.resent"] += 1
-            self._send_view_change()
-
-    def _send_view_change(self) -> None:
-        """(Re)send VIEW-CHANGE for the view this replica is moving to, from its current state.
-
-        It is re-sent every `view_change_resend_ms` until a NEW-VIEW is installed: view
-        changes lost in a partition, or by a replica that crashed meanwhile, must not leave
-        everyone waiting for a quorum that no one holds.
-        """
-        low = self.stable_seq
-        above = [(seq, s) for seq, s in sorted(self.slots.items()) if seq > low]
-        prepared = tuple(s.prepared for _, s in above if s.prepared is not None)
-        preprepared = tuple(PrePrepared(s.view, seq, s.batch) for seq, s in above if s.view > 0)
-        view_change = self._sign(ViewChange(self.view, self.stable, prepared, preprepared, self.id))
-        self.deadlines.set(Timer.VIEW_CHANGE_RESEND, self._now + self.config.timers.view_change_resend_ms)
-        self._broadcast(view_change)
-        self._record_view_change(view_change)
-
-    def on_view_change(self, view_change: ViewChange) -> None:
-        if view_change.new_view < self.view or (view_change.new_view == self.view and self.view_active):
-            self._help_replica_behind(view_change)
-            return
-        if view_change.new_view > self.view + self.config.n * 4:
-            self._drop(view_change, "view too far ahead")
-            return
-        reason = check_view_change(view_change, self.config, self.certifier)
-        if reason is not None:
-            self._drop(view_change, reason)
-            return
-        self._record_view_change(view_change)
-
-    def _help_replica_behind(self, view_change: ViewChange) -> None:
-        """The sender is still changing to a view this replica has completed or left behind.
-
-        Hand it what it lacks; all of it is signed by its authors, so anyone may relay it: the
-        NEW-VIEW of that view if we hold one (or, if we are active in a later view, the latest
-        NEW-VIEW), else the VIEW-CHANGEs we collected for it, so it can reach 2f+1 and start
-        its own new-view timer instead of waiting for messages nobody will send again.
-        """
-        # Relayed view changes reach us too (and would be answered again): help each replica
-        # with each view at most once per re-send period, so helping cannot become a storm.
-        asker, view = view_change.replica, view_change.new_view
-        last = self._helped.get((asker, view))
-        if last is not None and self._now - last < self.config.timers.view_change_resend_ms:
-            return
-        self._helped[(asker, view)] = self._now
-        if len(self._helped) > HELPED_MAX:
-            self._helped.clear()
-        new_view = next((nv for nv in self.new_views if nv.view == view), None)
-        if new_view is None and self.view_active and self.new_views:
-            new_view = self.new_views[-1] if self.new_views[-1].view > view else None
-        if new_view is not None:
-            self._send(asker, new_view)
-            return
-        for replica, held in self.view_changes.get(view, {}).items():
-            if replica != asker:
-                self._send(asker, held)
-
-    def _record_view_change(self, view_change: ViewChange) -> None:
-        if view_change.new_view > self.view:
-            # Of the views above ours, keep each replica's highest only (an honest replica only
-            # moves up): a liar cannot hold one VIEW-CHANGE per future view here.
-            for view, by in list(self.view_changes.items()):
-                if view > self.view and view_change.replica in by:
-                    if view > view_change.new_view:
-                        return
-                    del by[view_change.replica]
-                    if not by:
-                        del self.view_changes[view]
-        self.view_changes.setdefault(view_change.new_view, {})[view_change.replica] = view_change
-        # Join: f+1 replicas want a higher view, so at least one honest one does.
-        higher = {r: v for v, by in self.view_changes.items() if v > self.view for r in by}
-        if len(higher) >= self.config.join_quorum:
-            self._start_view_change(min(higher.values()), "f+1 replicas moved on")
-            return
-        collected = self.view_changes.get(self.view, {})
-        if self.view_active or len(collected) < self.config.quorum:
-            return
-        if self.deadlines.get(Timer.NEW_VIEW) is None:
-            timeout = self.config.timers.view_change_timeout_ms * 2**self.vc_attempts
-            self.deadlines.set(Timer.NEW_VIEW, self._now + timeout)
-        if self.is_leader and not any(nv.view == self.view for nv in self.new_views):
-            chosen = sorted(collected.values(), key=lambda v: (v.replica != self.id, v.replica))
-            chosen = chosen[: self.config.quorum]
-            proposals = select_proposals(self.config, chosen)
-            new_view = self._sign(NewView(self.view, tuple(chosen), proposals, self.id))
-            self._broadcast(new_view)
-            self._install_new_view(new_view)
-
-    def on_new_view(self, new_view: NewView) -> None:
-        if new_view.view < self.view or (new_view.view == self.view and self.view_active):
-            return
-        reason = self._new_view_invalid(new_view)
-        if reason is not None:
-            self._drop(new_view, reason)
-            return
-        self._install_new_view(new_view)
-
-    def _new_view_invalid(self, new_view: NewView) -> str | None:
-        if new_view.replica != self.config.leader_of(new_view.view):
-            return "new-view not from the new leader"
-        senders = {vc.replica for vc in new_view.view_changes}
-        if len(senders) != len(new_view.view_changes) or len(senders) < self.config.quorum:
-            return "new-view without 2f+1 distinct view changes"
-        for vc in new_view.view_changes:
-            if vc.new_view != new_view.view or vc.replica not in self.config.replica_ids:
-                return "new-view carries a view change for another view"
-            # The receiver's own VIEW-CHANGE too: the leader could put words in its mouth.
-            if not self.crypto.verify_replica(vc.replica, vc.signing_payload(), vc.sig):
-                return "new-view carries a forged view change"
-            if check_view_change(vc, self.config, self.certifier) is not None:
-                return "new-view carries an invalid view change"
-        if select_proposals(self.config, new_view.view_changes) != new_view.proposals:
-            return "new-view O does not follow from V"
-        if any(p.batch and self.intake.batch_invalid(p.batch) is not None for p in new_view.proposals):
-            return "new-view re-proposes an invalid batch"
-        return None
-
-    def _install_new_view(self, new_view: NewView) -> None:
-        self._enter_view(new_view.view, active=True)
-        self._view_started_ms = self._now
-        self.deadlines.set(Timer.VIEW_CHANGE_RESEND, None)
-        self.deadlines.set(Timer.NEW_VIEW, None)
-        self.vc_attempts = 0
-        self._keep_new_view(new_view)
-        self.metrics["view_changes.completed"] += 1
-        for view in [v for v in self.view_changes if v <= new_view.view]:
-            del self.view_changes[view]
-        checkpoint = select_checkpoint(new_view.view_changes)
-        if checkpoint is not None and checkpoint.seq > self.stable_seq:
-            holders = {vc.replica: b"" for vc in new_view.view_changes if vc.checkpoint == checkpoint}
-            self._stabilize(checkpoint, holders)
-        self._ready.events.append(NewViewInstalled(new_view.view, new_view))
-        last = self.stable_seq
-        for proposal in new_view.proposals:
-            last = max(last, proposal.seq)
-            if proposal.seq > self.stable_seq:
-                self._accept(self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch)
-        # Slots above O belonged to the old view and were never certified: forget them.
-        for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
-            del self.slots[seq]
-        self.next_seq = max(last, self.last_executed) + 1
-        in_o = {r.key for p in new_view.proposals for r in p.batch}
-        self.proposed = in_o
-        if self.is_leader:
-            self.proposal_queue = deque(k for k in self.pending if k not in in_o)
-            self._propose()
-        self._restart_exec_timer()
         self._execute_ready()
 
     # ---- recovery --------------------------------------------------------------------------

@@ -28,12 +28,28 @@ view change (SBFT's rule); with f+1 reporters, at least one honest replica vouch
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .certificates import Certifier
 from .config import ClusterConfig
-from .messages import CheckpointProof, Proposal, Request, ViewChange, batch_digest
+from .deadlines import Timer
+from .messages import (
+    CheckpointProof,
+    NewView,
+    PrePrepared,
+    Proposal,
+    Request,
+    ViewChange,
+    batch_digest,
+)
+from .ready import NewViewInstalled, ViewChangeStarted
+
+if TYPE_CHECKING:
+    from .replica import Replica
+
+HELPED_MAX = 1_000  # (replica, view) pairs remembered as recently helped
 
 
 def check_view_change(vc: ViewChange, config: ClusterConfig, certifier: Certifier) -> str | None:
@@ -106,3 +122,178 @@ def select_proposals(config: ClusterConfig, view_changes: Sequence[ViewChange]) 
 def _invert(digest: bytes) -> bytes:
     """Order so that max() prefers the smaller digest."""
     return bytes(255 - b for b in digest)
+
+
+# ---- the replica's part ---------------------------------------------------------------------
+
+
+class ViewChangeRole:
+    """`Replica`'s handlers and helpers for changing views (mixed into `Replica`)."""
+
+    def _start_view_change(self: Replica, new_view: int, reason: str) -> None:
+        if new_view <= self.view:
+            return
+        self._enter_view(new_view, active=False)
+        self.deadlines.set(Timer.EXECUTION, None)
+        self.deadlines.set(Timer.NEW_VIEW, None)
+        self.proposal_queue.clear()
+        self.metrics["view_changes.started"] += 1
+        self._ready.events.append(ViewChangeStarted(new_view, reason))
+        self._send_view_change()
+
+    def _new_view_timeout(self: Replica) -> None:
+        self.vc_attempts += 1
+        self._start_view_change(self.view + 1, "new-view timer expired")
+
+    def _resend_view_change(self: Replica) -> None:
+        if not self.view_active:
+            self.metrics["view_changes.resent"] += 1
+            self._send_view_change()
+
+    def _send_view_change(self: Replica) -> None:
+        """(Re)send VIEW-CHANGE for the view this replica is moving to, from its current state.
+
+        It is re-sent every `view_change_resend_ms` until a NEW-VIEW is installed: view
+        changes lost in a partition, or by a replica that crashed meanwhile, must not leave
+        everyone waiting for a quorum that no one holds.
+        """
+        low = self.stable_seq
+        above = [(seq, s) for seq, s in sorted(self.slots.items()) if seq > low]
+        prepared = tuple(s.prepared for _, s in above if s.prepared is not None)
+        preprepared = tuple(PrePrepared(s.view, seq, s.batch) for seq, s in above if s.view > 0)
+        view_change = self._sign(ViewChange(self.view, self.stable, prepared, preprepared, self.id))
+        self.deadlines.set(Timer.VIEW_CHANGE_RESEND, self._now + self.config.timers.view_change_resend_ms)
+        self._broadcast(view_change)
+        self._record_view_change(view_change)
+
+    def on_view_change(self: Replica, view_change: ViewChange) -> None:
+        if view_change.new_view < self.view or (view_change.new_view == self.view and self.view_active):
+            self._help_replica_behind(view_change)
+            return
+        if view_change.new_view > self.view + self.config.n * 4:
+            self._drop(view_change, "view too far ahead")
+            return
+        reason = check_view_change(view_change, self.config, self.certifier)
+        if reason is not None:
+            self._drop(view_change, reason)
+            return
+        self._record_view_change(view_change)
+
+    def _help_replica_behind(self: Replica, view_change: ViewChange) -> None:
+        """The sender is still changing to a view this replica has completed or left behind.
+
+        Hand it what it lacks; all of it is signed by its authors, so anyone may relay it: the
+        NEW-VIEW of that view if we hold one (or, if we are active in a later view, the latest
+        NEW-VIEW), else the VIEW-CHANGEs we collected for it, so it can reach 2f+1 and start
+        its own new-view timer instead of waiting for messages nobody will send again.
+        """
+        # Relayed view changes reach us too (and would be answered again): help each replica
+        # with each view at most once per re-send period, so helping cannot become a storm.
+        asker, view = view_change.replica, view_change.new_view
+        last = self._helped.get((asker, view))
+        if last is not None and self._now - last < self.config.timers.view_change_resend_ms:
+            return
+        self._helped[(asker, view)] = self._now
+        if len(self._helped) > HELPED_MAX:
+            self._helped.clear()
+        new_view = next((nv for nv in self.new_views if nv.view == view), None)
+        if new_view is None and self.view_active and self.new_views:
+            new_view = self.new_views[-1] if self.new_views[-1].view > view else None
+        if new_view is not None:
+            self._send(asker, new_view)
+            return
+        for replica, held in self.view_changes.get(view, {}).items():
+            if replica != asker:
+                self._send(asker, held)
+
+    def _record_view_change(self: Replica, view_change: ViewChange) -> None:
+        if view_change.new_view > self.view:
+            # Of the views above ours, keep each replica's highest only (an honest replica only
+            # moves up): a liar cannot hold one VIEW-CHANGE per future view here.
+            for view, by in list(self.view_changes.items()):
+                if view > self.view and view_change.replica in by:
+                    if view > view_change.new_view:
+                        return
+                    del by[view_change.replica]
+                    if not by:
+                        del self.view_changes[view]
+        self.view_changes.setdefault(view_change.new_view, {})[view_change.replica] = view_change
+        # Join: f+1 replicas want a higher view, so at least one honest one does.
+        higher = {r: v for v, by in self.view_changes.items() if v > self.view for r in by}
+        if len(higher) >= self.config.join_quorum:
+            self._start_view_change(min(higher.values()), "f+1 replicas moved on")
+            return
+        collected = self.view_changes.get(self.view, {})
+        if self.view_active or len(collected) < self.config.quorum:
+            return
+        if self.deadlines.get(Timer.NEW_VIEW) is None:
+            timeout = self.config.timers.view_change_timeout_ms * 2**self.vc_attempts
+            self.deadlines.set(Timer.NEW_VIEW, self._now + timeout)
+        if self.is_leader and not any(nv.view == self.view for nv in self.new_views):
+            chosen = sorted(collected.values(), key=lambda v: (v.replica != self.id, v.replica))
+            chosen = chosen[: self.config.quorum]
+            proposals = select_proposals(self.config, chosen)
+            new_view = self._sign(NewView(self.view, tuple(chosen), proposals, self.id))
+            self._broadcast(new_view)
+            self._install_new_view(new_view)
+
+    def on_new_view(self: Replica, new_view: NewView) -> None:
+        if new_view.view < self.view or (new_view.view == self.view and self.view_active):
+            return
+        reason = self._new_view_invalid(new_view)
+        if reason is not None:
+            self._drop(new_view, reason)
+            return
+        self._install_new_view(new_view)
+
+    def _new_view_invalid(self: Replica, new_view: NewView) -> str | None:
+        if new_view.replica != self.config.leader_of(new_view.view):
+            return "new-view not from the new leader"
+        senders = {vc.replica for vc in new_view.view_changes}
+        if len(senders) != len(new_view.view_changes) or len(senders) < self.config.quorum:
+            return "new-view without 2f+1 distinct view changes"
+        for vc in new_view.view_changes:
+            if vc.new_view != new_view.view or vc.replica not in self.config.replica_ids:
+                return "new-view carries a view change for another view"
+            # The receiver's own VIEW-CHANGE too: the leader could put words in its mouth.
+            if not self.crypto.verify_replica(vc.replica, vc.signing_payload(), vc.sig):
+                return "new-view carries a forged view change"
+            if check_view_change(vc, self.config, self.certifier) is not None:
+                return "new-view carries an invalid view change"
+        if select_proposals(self.config, new_view.view_changes) != new_view.proposals:
+            return "new-view O does not follow from V"
+        if any(p.batch and self.intake.batch_invalid(p.batch) is not None for p in new_view.proposals):
+            return "new-view re-proposes an invalid batch"
+        return None
+
+    def _install_new_view(self: Replica, new_view: NewView) -> None:
+        self._enter_view(new_view.view, active=True)
+        self._view_started_ms = self._now
+        self.deadlines.set(Timer.VIEW_CHANGE_RESEND, None)
+        self.deadlines.set(Timer.NEW_VIEW, None)
+        self.vc_attempts = 0
+        self._keep_new_view(new_view)
+        self.metrics["view_changes.completed"] += 1
+        for view in [v for v in self.view_changes if v <= new_view.view]:
+            del self.view_changes[view]
+        checkpoint = select_checkpoint(new_view.view_changes)
+        if checkpoint is not None and checkpoint.seq > self.stable_seq:
+            holders = {vc.replica: b"" for vc in new_view.view_changes if vc.checkpoint == checkpoint}
+            self._stabilize(checkpoint, holders)
+        self._ready.events.append(NewViewInstalled(new_view.view, new_view))
+        last = self.stable_seq
+        for proposal in new_view.proposals:
+            last = max(last, proposal.seq)
+            if proposal.seq > self.stable_seq:
+                self._accept(self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch)
+        # Slots above O belonged to the old view and were never certified: forget them.
+        for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
+            del self.slots[seq]
+        self.next_seq = max(last, self.last_executed) + 1
+        in_o = {r.key for p in new_view.proposals for r in p.batch}
+        self.proposed = in_o
+        if self.is_leader:
+            self.proposal_queue = deque(k for k in self.pending if k not in in_o)
+            self._propose()
+        self._restart_exec_timer()
+        self._execute_ready()
