@@ -11,9 +11,14 @@ snapshot itself stays, for peers that need a state transfer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .certificates import checkpoint_message
 from .crypto import NodeCrypto
-from .messages import CheckpointProof
+from .messages import Checkpoint, CheckpointProof
+
+if TYPE_CHECKING:
+    from .replica import Replica
 
 Votes = dict[int, bytes]  # replica -> its checkpoint share
 
@@ -47,3 +52,26 @@ class CheckpointTally:
             del self.votes[old]
         for old in [s for s in self.snapshots if s < seq]:
             del self.snapshots[old]
+
+
+class CheckpointRole:
+    """`Replica`'s handlers for checkpoints (mixed into `Replica`)."""
+
+    def _take_checkpoint(self: Replica, seq: int, snapshot: bytes, state_digest: bytes) -> None:
+        self.snapshots[seq] = snapshot
+        share = self.crypto.sign_share(checkpoint_message(seq, state_digest))
+        self._broadcast(self._sign(Checkpoint(seq, state_digest, share, self.id)))
+        self._vote_checkpoint(seq, state_digest, self.id, share)
+
+    def on_checkpoint(self: Replica, checkpoint: Checkpoint) -> None:
+        if checkpoint.seq <= self.stable_seq or checkpoint.seq % self.config.checkpoint_interval:
+            return
+        if checkpoint.seq > self.stable_seq + 2 * self.config.window:
+            self._drop(checkpoint, "checkpoint too far ahead")
+            return
+        self._vote_checkpoint(checkpoint.seq, checkpoint.state_digest, checkpoint.replica, checkpoint.share)
+
+    def _vote_checkpoint(self: Replica, seq: int, state_digest: bytes, replica: int, share: bytes) -> None:
+        stable = self.checkpoints.vote(seq, state_digest, replica, share)
+        if stable is not None:
+            self._stabilize(*stable)

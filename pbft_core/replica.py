@@ -45,9 +45,9 @@ from typing import Protocol, TypeVar, cast
 
 from . import merkle
 from .bank import Bank, is_read_only
-from .catchup import FetchAnswers, committed_entries
-from .certificates import Certifier, checkpoint_message, commit_message, prepare_message
-from .checkpoint import CheckpointTally, Votes
+from .catchup import CatchUpRole, FetchAnswers
+from .certificates import Certifier, commit_message, prepare_message
+from .checkpoint import CheckpointRole, CheckpointTally, Votes
 from .collector import CollectorRole
 from .config import ClusterConfig, replica_name
 from .crypto import NodeCrypto
@@ -56,7 +56,6 @@ from .fastpath import FastPathPolicy
 from .intake import Intake, RequestKey
 from .log import Slot
 from .messages import (
-    BYTES_FIELD_MAX,
     CatchUp,
     Checkpoint,
     CheckpointProof,
@@ -89,7 +88,6 @@ from .ready import (
     ProofStored,
     Ready,
     SlotStatus,
-    StateTransferred,
     StatusChanged,
     ViewEntered,
 )
@@ -112,9 +110,10 @@ def _handler(cls: type[M], handle: Callable[[M], None]) -> tuple[type[Message], 
     return cls, cast(Callable[[Message], None], handle)
 
 
-class Replica(CollectorRole, ViewChangeRole):
-    """One replica; the collector's and the view change's parts live in `collector` and
-    `viewchange`, the rest of the protocol here."""
+class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
+    """One replica. The normal case, execution and the state transitions live here; the
+    collector's, checkpoints', catch-up's and view change's handlers in the modules named for
+    them, each beside the rules it follows."""
 
     def __init__(self, replica_id: int, config: ClusterConfig, crypto: NodeCrypto) -> None:
         assert replica_id in config.replica_ids
@@ -637,103 +636,6 @@ class Replica(CollectorRole, ViewChangeRole):
         self._ready.events.append(Executed(slot.seq, proof.view, proof.batch, tuple(results), state_digest))
         if snapshot is not None:
             self._take_checkpoint(slot.seq, snapshot, state_digest)
-
-    # ---- checkpoints -----------------------------------------------------------------------
-
-    def _take_checkpoint(self, seq: int, snapshot: bytes, state_digest: bytes) -> None:
-        self.snapshots[seq] = snapshot
-        share = self.crypto.sign_share(checkpoint_message(seq, state_digest))
-        self._broadcast(self._sign(Checkpoint(seq, state_digest, share, self.id)))
-        self._vote_checkpoint(seq, state_digest, self.id, share)
-
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        if checkpoint.seq <= self.stable_seq or checkpoint.seq % self.config.checkpoint_interval:
-            return
-        if checkpoint.seq > self.stable_seq + 2 * self.config.window:
-            self._drop(checkpoint, "checkpoint too far ahead")
-            return
-        self._vote_checkpoint(checkpoint.seq, checkpoint.state_digest, checkpoint.replica, checkpoint.share)
-
-    def _vote_checkpoint(self, seq: int, state_digest: bytes, replica: int, share: bytes) -> None:
-        stable = self.checkpoints.vote(seq, state_digest, replica, share)
-        if stable is not None:
-            self._stabilize(*stable)
-
-    # ---- catch-up (see `catchup`) --------------------------------------------------------------
-
-    def _gossip_status(self) -> None:
-        self.deadlines.set(Timer.STATUS, self._now + self.config.timers.status_interval_ms)
-        stuck = self.last_executed == self._executed_at_last_status
-        self._executed_at_last_status = self.last_executed
-        ahead = sorted(r for r, seq in self.peer_progress.items() if seq > self.last_executed)
-        if stuck and ahead:
-            # Rotate through the peers that claim to be ahead: one that lies about its progress
-            # wastes a fetch now and then, but cannot keep this replica from catching up.
-            self._fetch_rounds += 1
-            self._fetch_from(ahead[self._fetch_rounds % len(ahead)])
-        self._broadcast(self._sign(Status(self.view, self.last_executed, self.stable_seq, self.id)))
-
-    def _fetch_from(self, replica: int) -> None:
-        self.metrics["catch_up.fetches"] += 1
-        self._send(replica, self._sign(Fetch(self.last_executed, self.id)))
-
-    def on_status(self, status: Status) -> None:
-        self.peer_progress[status.replica] = max(status.last_executed, status.stable_seq)
-
-    def on_fetch(self, fetch: Fetch) -> None:
-        if fetch.after_seq >= self.last_executed or not self.fetch_answers.admit(fetch.replica, self._now):
-            return
-        key = (fetch.after_seq, self.last_executed, self.stable_seq)
-        answer = self.fetch_answers.cached(key)
-        if answer is None:
-            answer = self._catch_up_for(fetch.after_seq)
-            if answer is None:
-                return
-            self.fetch_answers.remember(key, answer)
-        self._send(fetch.replica, answer)
-
-    def _catch_up_for(self, after_seq: int) -> CatchUp | None:
-        """A signed CATCH-UP for a peer that executed up to `after_seq`, within one frame."""
-        checkpoint, snapshot, start = None, b"", after_seq
-        if after_seq < self.stable_seq and self.stable is not None:
-            snapshot = self.snapshots.get(self.stable.seq, b"")
-            if not snapshot or len(snapshot) > BYTES_FIELD_MAX:
-                self.metrics["catch_up.snapshot_unavailable"] += 1
-                return None
-            checkpoint, start = self.stable, self.stable.seq
-        entries = committed_entries(self.slots, start, self.last_executed, len(snapshot))
-        if checkpoint is None and not entries:
-            return None
-        return self._sign(CatchUp(checkpoint, snapshot, tuple(entries), self.id))
-
-    def on_catch_up(self, catch_up: CatchUp) -> None:
-        checkpoint = catch_up.checkpoint
-        if checkpoint is not None and checkpoint.seq > self.last_executed:
-            if not self.certifier.checkpoint(checkpoint):
-                self._drop(catch_up, "bad checkpoint certificate")
-                return
-            if Bank.digest_of(catch_up.snapshot) != checkpoint.state_digest:
-                self._drop(catch_up, "snapshot does not match its certificate")
-                return
-            self._install_snapshot(checkpoint, catch_up.snapshot)
-        for proof in catch_up.entries:
-            if proof.seq <= self.last_executed or proof.seq <= self.stable_seq:
-                continue
-            if proof.kind not in ProofKind.COMMITTED or not self.certifier.proof(proof):
-                self._drop(catch_up, "bad committed entry")
-                return
-            slot = self._slot(proof.seq)
-            if slot.committed is None:
-                self.metrics["catch_up.entries"] += 1
-                self._committed(slot, proof)
-
-    def _install_snapshot(self, checkpoint: CheckpointProof, snapshot: bytes) -> None:
-        self._adopt_snapshot(checkpoint.seq, snapshot)
-        self._restart_exec_timer()
-        self.metrics["catch_up.snapshots"] += 1
-        self._ready.events.append(StateTransferred(checkpoint, snapshot))
-        self._stabilize(checkpoint)
-        self._execute_ready()
 
     # ---- recovery --------------------------------------------------------------------------
 
