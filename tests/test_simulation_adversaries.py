@@ -152,7 +152,7 @@ def test_the_memory_probe_sees_a_replica_buffer_grow():
     probe.sample()
     after = probe.replicas["n2"]
     assert after.peak_bytes > before + 100_000
-    assert after.largest == "pending"
+    assert after.largest in ("pending", "intake")  # wherever the replica keeps them
 
 
 def test_executing_a_request_its_client_never_signed_breaks_authentic():

@@ -11,23 +11,27 @@ import pytest
 from pbft_core.bank import Bank
 from pbft_core.certificates import commit_message
 from pbft_core.client import Completion
-from pbft_core.config import ClusterConfig
+from pbft_core.config import ACCOUNTS, ClusterConfig
 from pbft_core.invariants import InvariantChecker, InvariantViolation
 from pbft_core.messages import CommitCertificate, Request, batch_digest
 from pbft_core.ready import Executed, Ready
-from pbft_core.runtime.simulator import SimNode, Simulation
+from pbft_core.runtime.simulator import SimNode, Simulation, make_crypto
 from tests.support import transfer
 
 CONFIG = ClusterConfig(f=1)
+SEED = 3
+_, client_crypto = make_crypto("sim", SEED, CONFIG, ACCOUNTS)
 
 
 def request(client: str, timestamp: int, target: str = "B", amount: int = 1) -> Request:
-    return Request(client, timestamp, "transfer", (client, target, amount), False)
+    # Signed as its client would: honest replicas may execute only signed requests (`authentic`).
+    unsigned = Request(client, timestamp, "transfer", (client, target, amount), False)
+    return unsigned.with_sig(client_crypto(client).sign(unsigned.signing_payload()))
 
 
 @pytest.fixture
 def sim() -> Simulation:
-    return Simulation(CONFIG, seed=3, keep_events=False)
+    return Simulation(CONFIG, seed=SEED, keep_events=False)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ the strategy's own `judge` (e.g. a client's view must not be pinned) and peak me
 (`memory`).
 
 Strategies reach into the honest replica they wrap only to read its state and, for a Byzantine
-leader, to drive its own proposal path (`Replica._pre_prepare`); they never edit protocol code.
+leader, to drive its own proposal path (`propose_through`); they never edit protocol code.
 """
 
 from __future__ import annotations
@@ -147,6 +147,15 @@ class Arena:
 
     def highest_honest_view(self) -> int:
         return max(self.inner(r).view for r in self.honest)
+
+
+def propose_through(inner: Replica, seq: int, batch: tuple[Request, ...]) -> None:
+    """Have an honest leader pre-prepare `batch` at `seq` exactly as its `_propose` does for one
+    batch (broadcast, accept, its own share deferred), so its state knows the proposal and it
+    collects and certifies as usual. The one place that leans on the replica's internals."""
+    digest = batch_digest(batch)
+    inner._broadcast(inner._sign(PrePrepare(inner.view, seq, digest, batch, inner.id)))
+    inner._accept(inner._slot(seq), inner.view, digest, batch)
 
 
 class ReplicaFilter:
@@ -541,7 +550,7 @@ class _Censor(ReplicaFilter):
         ):
             self.last_beat_ms = now_ms
             seq, inner.next_seq = inner.next_seq, inner.next_seq + 1
-            inner._pre_prepare(seq, (self.executed,))
+            propose_through(inner, seq, (self.executed,))
             self.arena.count("censor.heartbeats")
             extra = inner._flush()
             ready.to_replicas.extend(extra.to_replicas)
@@ -934,7 +943,7 @@ class _WindowFiller(ReplicaFilter):
                 batch = (genuine,) * inner.config.batch_size_max
                 while inner.next_seq <= inner.high_watermark:
                     seq, inner.next_seq = inner.next_seq, inner.next_seq + 1
-                    inner._pre_prepare(seq, batch)
+                    propose_through(inner, seq, batch)
                 extra = inner._flush()
                 ready.to_replicas.extend(extra.to_replicas)
                 ready.events.extend(extra.events)
@@ -977,4 +986,5 @@ __all__ = [
     "Strategy",
     "bloated_reports",
     "get",
+    "propose_through",
 ]
