@@ -13,8 +13,6 @@ Exit codes: 0 success; 2 bad usage; 1 a run did not finish (a bug: the network i
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import click
@@ -22,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.common import make_console
 from pbft_core.messages import ORDERING
 from pbft_core.sim.scale import ScaleReport, ScaleResult, run_scale
 
@@ -40,9 +39,7 @@ def _parse_fs(text: str) -> list[int]:
 
 
 def _console() -> Console:
-    # Piped or captured output gets a wide table instead of rich's 80 columns.
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
-    return Console(highlight=False, width=width)
+    return make_console(piped_width=140)
 
 
 @click.command("scale")

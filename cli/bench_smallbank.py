@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .common import DEFAULT_DATA_DIR
 from .errors import UsageFailure
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".pbft"), envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Measure this many times (a fresh cluster and floor each time) and report the median run; the JSON lists every run.")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run every replica under cProfile (CPU time) and write n<i>.prof here; slows everything down.")
 @click.option("--cluster", "cluster_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Drive this running TCP cluster (`pbft keygen --state smallbank:N --clients C`) instead of starting replicas; its file sets the replica parameters.")
@@ -307,11 +308,12 @@ def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | Non
     return build_report(result, budget, run_dir)
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
+def _percentile(values: list[float], fraction: float) -> float:
+    """`report.percentile` (nearest rank), 0.0 when nothing completed."""
+    from pbft_core.report import percentile
+
+    value = percentile(values, fraction)
+    return 0.0 if value is None else value
 
 
 def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .common import DEFAULT_DATA_DIR, make_console
 from .errors import UsageFailure
 
 if TYPE_CHECKING:
@@ -31,14 +32,7 @@ DATA_DIR_HELP = "Where runs are stored (default ./.pbft, or $PBFT_DATA_DIR)."
 
 
 def _console() -> Console:
-    import os
-
-    from rich.console import Console
-
-    # Piped output (files, CI logs, README captures) gets wide tables instead of rich's 80
-    # columns; a terminal, or an explicit $COLUMNS, decides for itself.
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-    return Console(highlight=False, width=width)
+    return make_console()
 
 
 # ``pbft bench`` subcommands: name → "module:attribute" of a click command, imported on use.
@@ -89,7 +83,7 @@ def main() -> None:
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".pbft"),
+    default=DEFAULT_DATA_DIR,
     envvar="PBFT_DATA_DIR",
     show_default=True,
     help=DATA_DIR_HELP,
@@ -210,7 +204,7 @@ def _target_options(fn: Any) -> Any:
     fn = click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path(".pbft"),
+        default=DEFAULT_DATA_DIR,
         envvar="PBFT_DATA_DIR",
         show_default=True,
         help=DATA_DIR_HELP,
@@ -358,7 +352,7 @@ def inspect_perf(
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".pbft"),
+    default=DEFAULT_DATA_DIR,
     envvar="PBFT_DATA_DIR",
     show_default=True,
     help=DATA_DIR_HELP,

@@ -27,7 +27,7 @@ from pbft_core.smallbank import (
     operation_text,
     savings,
 )
-from pbft_core.storage import ReplicaStore, RunIndex, list_runs
+from pbft_core.storage import ReplicaStore, RunIndex, list_runs, replica_db_file
 
 HIDDEN_BY_DEFAULT = ("Status",)  # periodic progress gossip: every replica, every 150 ms
 
@@ -245,7 +245,7 @@ def print_set_summary(console: Console, report: dict[str, Any]) -> None:
 
 
 def _open(set_dir: Path, replica: int) -> ReplicaStore:
-    path = set_dir / f"{replica_name(replica)}.sqlite"
+    path = replica_db_file(set_dir, replica)
     if not path.exists():
         raise FileNotFoundError(f"no database for {replica_name(replica)} in {set_dir}")
     return ReplicaStore(path, read_only=True)
@@ -337,10 +337,7 @@ def render_db_overview(console: Console, set_dir: Path) -> None:
         with _open(set_dir, r) as store:
             meta = store.meta()
             final = store.final() or {}
-            counts = {
-                name: store.db.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
-                for name in ("messages", "executed", "status_history", "new_views")
-            }
+            counts = store.row_counts()
             balances = store.balances("final")
         role = _role(
             {

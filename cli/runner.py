@@ -26,7 +26,9 @@ from rich.progress import (
 
 from pbft_core.config import ClusterConfig
 from pbft_core.report import build_set_report, run_report, write_json
-from pbft_core.runtime.pipes import SetOptions, run_set, set_seed
+from pbft_core.runtime.pipes import run_set
+from pbft_core.runtime.set_run import SetOptions, set_seed
+from pbft_core.runtime.summary import event_text
 from pbft_core.scenario import ScenarioSet
 from pbft_core.storage import RunIndex
 
@@ -45,7 +47,7 @@ class RunOptions:
     stall_timeout_s: float
     seed: int | None
     verbose: bool
-    transport: str = "pipes"  # or "tcp": `pbft node` processes (pbft_core.runtime.tcp_run)
+    transport: str = "pipes"  # or "tcp": `pbft node` processes (pbft_core.runtime.tcp.driver)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,35 +62,9 @@ class RunOptions:
 
 def _event_printer(console: Console, set_number: int) -> Any:
     def on_event(replica: int, t_ms: float, kind: str, detail: dict[str, Any]) -> None:
-        head = f"[dim]set {set_number} {t_ms:8.1f} ms[/dim] n{replica}"
-        if kind == "view-change":
-            console.print(
-                f"{head} [yellow]view change → v{detail['new_view']}[/yellow] ({detail['reason']})"
-            )
-        elif kind == "new-view":
-            o = (
-                ", ".join(
-                    f"{seq}:{'no-op' if n == 0 else f'{n} req'}" for seq, n in detail["proposals"]
-                )
-                or "-"
-            )
-            console.print(
-                f"{head} [cyan]installed NEW-VIEW v{detail['view']}[/cyan] from {detail['leader']}"
-                f" · V from {', '.join(detail['from'])} · O {o}"
-            )
-        elif kind == "checkpoint":
-            console.print(f"{head} [green]checkpoint {detail['seq']} stable[/green]")
-        elif kind == "state-transfer":
-            console.print(
-                f"{head} [green]installed a certified snapshot at {detail['seq']}[/green]"
-            )
-        elif kind == "dropped":
-            sender = str(detail["sender"])
-            sender = f"n{sender}" if sender.isdigit() else sender
-            console.print(
-                f"{head} [magenta]dropped[/magenta] {detail['type']} from {sender}: {detail['reason']}"
-                " [dim](first of its kind)[/dim]"
-            )
+        text = event_text(kind, detail, markup=True)
+        if text is not None:
+            console.print(f"[dim]set {set_number} {t_ms:8.1f} ms[/dim] n{replica} {text}")
 
     return on_event
 
@@ -105,7 +81,7 @@ def _describe_set(s: ScenarioSet) -> str:
 def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
     play_set = run_set
     if options.transport == "tcp":
-        from pbft_core.runtime.tcp_run import run_set_tcp as play_set
+        from pbft_core.runtime.tcp.driver import run_set_tcp as play_set
     config = ClusterConfig(
         checkpoint_interval=options.checkpoint_interval,
         batch_size_max=options.batch_size,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .common import DEFAULT_DATA_DIR, make_console
 from .errors import UsageFailure
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def keygen(
 @click.command()
 @click.option("--id", "replica_id", type=click.IntRange(1), required=True, help="Which replica to serve (3 for n3).")
 @click.option("--cluster", "cluster_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("cluster/cluster.toml"), show_default=True, help=CLUSTER_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".pbft/node"), show_default=True, help="Where nK.sqlite (inspection) and nK.durable.sqlite (write-ahead log) live.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR / "node", show_default=True, help="Where nK.sqlite (inspection) and nK.durable.sqlite (write-ahead log) live.")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Secrets file (default: nK/secrets.key next to the cluster file).")
 @click.option("--listen", default=None, help="HOST:PORT to bind (default: this replica's address in the cluster file).")
 @click.option("--attack", "attacks_text", default=None, hidden=True, help='Byzantine behaviour for experiments, e.g. "crash" or "time; dark(n6)".')
@@ -343,7 +344,6 @@ def status(obj: dict[str, Any], replicas: tuple[str, ...]) -> None:
 
 
 def _print_status(cluster: ClusterFile, states: dict[int, dict[str, Any] | None]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="replicas", title_justify="left")
@@ -374,7 +374,7 @@ def _print_status(cluster: ClusterFile, states: dict[int, dict[str, Any] | None]
             str(s["clients_connected"]),
             ", ".join(f"{k} {v}" for k, v in sorted(refused.items())) or "-",
         )
-    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
+    make_console(piped_width=160).print(table)
 
 
 def register(main: click.Group) -> None:

@@ -20,19 +20,26 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ACCOUNTS, ClusterConfig, replica_name
 from .dispatch import Outcome, TransactionOutcome
 from .scenario import ScenarioSet
-from .storage import ReplicaStore
+from .storage import ReplicaStore, replica_db_file
+
+if TYPE_CHECKING:
+    from .runtime.set_run import SetResult
 
 REPORT_VERSION = 1
 
 
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (no interpolation: every value reported was observed)."""
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile: the smallest observed value such that at least `fraction`
+    of the values are at most it (rank ``ceil(fraction * n)``, 1-based). No interpolation, so
+    every value reported was observed; the median of ``[1, 2, 3, 4]`` is 2. None if empty.
+    `pbft run --json` and `pbft bench smallbank` both report this one."""
     if not values:
         return None
     ordered = sorted(values)
@@ -158,14 +165,14 @@ def set_metrics(
 
 
 def build_set_report(
-    scenario_set: ScenarioSet, result: Any, config: ClusterConfig
+    scenario_set: ScenarioSet, result: SetResult, config: ClusterConfig
 ) -> dict[str, Any]:
-    """The report of one played set (`result` is a `runtime.pipes.SetResult` or alike)."""
+    """The report of one played set, from what the set driver returned."""
     set_dir = Path(result.set_dir)
     stores: dict[str, ReplicaStore] = {}
     try:
         for r in config.replica_ids:
-            path = set_dir / f"{replica_name(r)}.sqlite"
+            path = replica_db_file(set_dir, r)
             if path.exists():
                 stores[replica_name(r)] = ReplicaStore(path, read_only=True)
         replicas = {

@@ -15,7 +15,7 @@ that must survive ``kill -9`` keeps its durable events in `durable.DurableLog` a
 Nothing here is ever unpickled: protocol messages are stored as the wire codec's bytes and read
 back with the strict `messages.decode`; everything else is plain columns or JSON.
 
-Layout on disk (``<data-dir>`` defaults to ``./.pbft``)::
+Layout on disk (``<data-dir>`` defaults to ``./.pbft``, the CLI's ``cli.common.DEFAULT_DATA_DIR``)::
 
     <data-dir>/runs/<run-id>/run.sqlite            the run index (RunIndex)
     <data-dir>/runs/<run-id>/set-<k>/n<i>.sqlite   replica n<i> during set k (ReplicaStore)
@@ -115,7 +115,6 @@ from .ready import (
 from .smallbank import operation_text
 
 SCHEMA_VERSION = 1
-DEFAULT_DATA_DIR = Path(".pbft")
 SUMMARY_CHARS_MAX = 200
 SHOWN_MAX = 4  # requests of a batch, replies of a batch: how many a log summary lists
 DIGEST_HEX_CHARS = 16
@@ -625,6 +624,13 @@ class ReplicaStore:
             if wanted is None or r["kind"] in wanted
         ]
 
+    def row_counts(self) -> dict[str, int]:
+        """How many rows the inspection tables hold: messages, executed, status_history, new_views."""
+        return {
+            table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("messages", "executed", "status_history", "new_views")
+        }
+
     def metrics(self) -> dict[str, int]:
         return {
             r["name"]: r["value"]
@@ -654,8 +660,13 @@ def set_dir(run_dir: Path, set_number: int) -> Path:
     return run_dir / f"set-{set_number}"
 
 
+def replica_db_file(directory: Path, replica_id: int) -> Path:
+    """Replica `replica_id`'s inspection database in `directory` (a set's, a node's, a bench's)."""
+    return directory / f"{replica_name(replica_id)}.sqlite"
+
+
 def replica_db_path(run_dir: Path, set_number: int, replica_id: int) -> Path:
-    return set_dir(run_dir, set_number) / f"n{replica_id}.sqlite"
+    return replica_db_file(set_dir(run_dir, set_number), replica_id)
 
 
 class RunIndex:

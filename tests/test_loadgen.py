@@ -9,7 +9,7 @@ from pbft_core.client import Client, Completion
 from pbft_core.config import ClusterConfig
 from pbft_core.messages import DecodeError, Reply, Request, decode_unpacked, encode, unpack
 from pbft_core.runtime.loadgen import LoadOptions, WindowTally
-from pbft_core.runtime.pipes import _awaited
+from pbft_core.runtime.pipes import awaited as _awaited
 from pbft_core.runtime.simulator import make_crypto
 from pbft_core.smallbank import WorkloadSpec
 

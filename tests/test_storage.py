@@ -225,6 +225,7 @@ def test_a_host_with_a_commit_interval_lets_the_inspection_log_trail_until_due_a
         lambda c, d: None,
         links=frozenset({2, 3, 4, 5, 6, 7}),
         store_commit_interval_ms=3_600_000.0,
+        clock_ms=lambda: 5.0,  # the shell's clock; it does not move here
     )
     request = Request("A", 1, "transfer", ("A", "B", 1), False)
     host.on_client_bytes("A", encode(request.with_sig(client_crypto("A").sign(request.signing_payload()))), 1.0)

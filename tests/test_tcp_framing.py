@@ -367,7 +367,7 @@ def _node(cluster: ClusterFile, r: int, data: Path) -> ReplicaNode:
 def test_slow_loris_garbage_and_oversized_frames_are_dropped_and_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tcp, "HANDSHAKE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(tcp.limits, "HANDSHAKE_TIMEOUT_S", 0.3)
     cluster = _cluster(tmp_path)
 
     async def go() -> dict[str, int]:

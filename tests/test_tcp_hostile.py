@@ -255,7 +255,7 @@ def test_one_client_identity_cannot_hold_more_than_its_connection_cap(tmp_path: 
 def test_clients_filling_every_client_slot_do_not_keep_a_replica_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tcp, "CLIENT_CONNECTIONS_MAX", 3)
+    monkeypatch.setattr(tcp.limits, "CLIENT_CONNECTIONS_MAX", 3)
 
     async def attack(cluster: ClusterFile, node: ReplicaNode) -> tuple[bool, bool]:
         streams = [await _connect(cluster, _dialer(cluster, ROLE_CLIENT, name)) for name in "ABC"]
@@ -320,8 +320,8 @@ def test_a_client_pool_whose_query_was_dropped_still_gets_the_next_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One query per half second, no burst: the second query below is dropped by the node.
-    monkeypatch.setattr(tcp, "STATUS_QUERIES_PER_S", 2.0)
-    monkeypatch.setattr(tcp, "STATUS_QUERY_BURST", 1)
+    monkeypatch.setattr(tcp.limits, "STATUS_QUERIES_PER_S", 2.0)
+    monkeypatch.setattr(tcp.limits, "STATUS_QUERY_BURST", 1)
 
     async def attack(cluster: ClusterFile, _node: ReplicaNode) -> list[bool]:
         pool = ClientPool(cluster, [cluster.load_secrets("A")])

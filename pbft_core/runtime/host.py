@@ -20,7 +20,8 @@ The store is the *inspection* database (what `pbft inspect` reads); nothing reco
 from it (a TCP node recovers from its write-ahead log, `durable.py`, which that shell commits
 every iteration before sending). A shell may therefore let the store trail by up to
 ``store_commit_interval_ms`` (the pipes workers do: committing every iteration was 15% of the
-cluster's CPU under load); `finish` always commits. 0 keeps the commit-before-send order.
+cluster's CPU under load), measured on the clock the shell hands it (``clock_ms``; the host
+reads no clock itself); `finish` always commits. 0 keeps the commit-before-send order.
 
 The host knows nothing about pipes or sockets: the shell supplies ``send_to_replica(id, bytes)``
 and ``send_to_client(name, bytes)`` callbacks and the set of replicas it has links to. Messages
@@ -83,11 +84,16 @@ class NodeHost:
     on_event: EventSink | None = None
     wake_at_ms: float | None = 0.0  # tick once at start so the replica arms its timers
     store_commit_interval_ms: float = 0.0
+    # The shell's clock, in milliseconds; only a store that may trail (interval > 0) needs one.
+    clock_ms: Callable[[], float] | None = None
     _outbox: list[_Outgoing] = field(default_factory=list)
-    _committed_at: float = float("-inf")  # monotonic seconds of the last store commit
+    _committed_at_ms: float = float("-inf")  # `clock_ms` of the last store commit
     decode_failures: int = 0
     # What left this host (a message to k replicas counts k times, as on the wire).
     sent: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        assert self.store_commit_interval_ms <= 0 or self.clock_ms is not None, "a trailing store needs a clock"
 
     @property
     def replica(self) -> Replica:
@@ -176,10 +182,13 @@ class NodeHost:
     def flush(self) -> None:
         """Commit what happened (when due, see the module docstring), then send."""
         if self.store is not None:
-            now = time.monotonic()
-            if (now - self._committed_at) * 1000.0 >= self.store_commit_interval_ms:
+            if self.clock_ms is None:
                 self.store.commit()
-                self._committed_at = now
+            else:
+                now_ms = self.clock_ms()
+                if now_ms - self._committed_at_ms >= self.store_commit_interval_ms:
+                    self.store.commit()
+                    self._committed_at_ms = now_ms
         outbox, self._outbox = self._outbox, []
         sent = self.sent
         for item in outbox:

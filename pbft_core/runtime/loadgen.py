@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The cluster is the pipes runtime's (`pipes._Cluster` and `pipes.worker_main`): one spawned
+The cluster is the pipes runtime's (`pipes.Cluster` and `pipes.worker_main`): one spawned
 process per replica, real Ed25519 and BLS, every replica with its SQLite file, no faults. The
 calling process is the load generator: it hosts `clients` sans-I/O `Client`s, each closed-loop
 (one request outstanding; the next is submitted the moment the last completes), all drawing
@@ -26,7 +26,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,10 @@ from ..client import Client, Completion
 from ..config import ClusterConfig, replica_name
 from ..keys import ClusterKeys
 from ..smallbank import Transaction, WorkloadGenerator, WorkloadSpec
+from ..storage import replica_db_file
 from .host import config_to_bytes
-from .pipes import (
-    K_GO,
-    K_QUERY,
-    POLL_INTERVAL_S,
-    ClientHost,
-    WorkerFailure,
-    _Cluster,
-    _pack,
-)
+from .pipes import K_GO, POLL_INTERVAL_S, ClientHost, Cluster, WorkerFailure, WorkerSpec
+from .set_run import pack
 
 # Throughput over time is counted in buckets of this width.
 BUCKET_S = 0.5
@@ -143,25 +136,20 @@ class WindowTally:
         )
 
 
-def _worker_args(
-    config_bytes: bytes, keys: ClusterKeys, db_dir: Path
-) -> Callable[[int, Connection, list[tuple[int, Connection]]], tuple[Any, ...]]:
-    def make_args(r: int, driver_end: Connection, peers: list[tuple[int, Connection]]) -> tuple[Any, ...]:
+def _worker_spec(config_bytes: bytes, keys: ClusterKeys, db_dir: Path) -> Callable[[int], WorkerSpec]:
+    def spec_for(r: int) -> WorkerSpec:
         meta = {"replica": replica_name(r), "honest": True, "live": True, "attacks": [], "set": 1}
-        return (
-            r,
-            config_bytes,
-            keys.replica_secrets[r].to_bytes(),
-            True,
-            _pack([]),
-            str(db_dir / f"n{r}.sqlite"),
-            json.dumps(meta),
-            driver_end,
-            peers,
-            False,
+        return WorkerSpec(
+            replica_id=r,
+            config_bytes=config_bytes,
+            secrets_bytes=keys.replica_secrets[r].to_bytes(),
+            honest=True,
+            attacks_bytes=pack([]),
+            db_path=str(replica_db_file(db_dir, r)),
+            meta_json=json.dumps(meta),
         )
 
-    return make_args
+    return spec_for
 
 
 def _transactions(options: LoadOptions) -> Iterator[Transaction]:
@@ -189,7 +177,7 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
     def now_ms() -> float:
         return (time.monotonic() - epoch) * 1000.0
 
-    cluster = _Cluster(None)
+    cluster = Cluster(None)
 
     def complete(name: str, completion: Completion, now: float) -> None:
         if tally.record(ops[name], completion, now):
@@ -204,9 +192,7 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
 
     def snapshot() -> Counters:
         """Ask every replica for its counters and keep serving clients until all answered."""
-        cluster.states = {}
-        for r in replicas:
-            cluster.send_frame(r, K_QUERY)
+        cluster.ask_states(replicas)
         deadline = time.monotonic() + QUERY_TIMEOUT_S
         while len(cluster.states) < len(replicas) and time.monotonic() < deadline:
             serve(POLL_INTERVAL_S)
@@ -216,11 +202,7 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
         }
 
     def serve(timeout_s: float) -> None:
-        now = now_ms()
-        wake = host.next_wake_ms(default=now + timeout_s * 1000.0)
-        host.on_frames(cluster.poll(max(0.0, min(wake - now, timeout_s * 1000.0)) / 1000.0), now_ms)
-        host.tick(now_ms())
-        host.send()
+        host.serve(timeout_s, now_ms)
 
     total_s = options.warmup_s + options.duration_s
 
@@ -235,12 +217,12 @@ def run_load(options: LoadOptions, db_dir: Path, on_progress: ProgressCallback |
 
     states: dict[int, dict[str, Any]] = {}
     try:
-        cluster.spawn(replicas, _worker_args(config_to_bytes(config), keys, db_dir))
+        cluster.spawn(replicas, _worker_spec(config_to_bytes(config), keys, db_dir))
         cluster.wait_hello(options.startup_timeout_s)
         epoch = time.monotonic()
         startup_s = epoch - t_start
         for r in replicas:
-            cluster.send_frame(r, K_GO + _pack([epoch]))
+            cluster.send_frame(r, K_GO + pack([epoch]))
         for name in names:
             submit(name, now_ms())
         host.send()
