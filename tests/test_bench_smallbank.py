@@ -226,10 +226,8 @@ def test_the_json_report_has_the_documented_keys(bench: dict[str, Any]):
     assert set(report["by_op"]) <= {op for op, _ in MIX}
     assert report["unordered_reads"] + report["reads_fell_back"] == report["by_op"].get("sb_balance", 0)
     assert sum(report["timeline"]["completed"]) == report["completed"]
-    assert report["timeline"]["bucket_s"] > 0
     assert report["latencies_ms_sample"] and report["cpu_s"]["load generator"] > 0
     assert {f"n{r}" for r in REPLICAS} <= set(report["cpu_s"])
-    assert report["machine"]["cores"] >= 1
 
 
 @pytest.mark.process

@@ -42,22 +42,20 @@ from typing import Any
 from ..client import Client, ClientReady, Completion
 from ..config import ACCOUNTS, ClusterConfig
 from ..crypto import NodeCrypto, SimCrypto
-from ..dispatch import READ_KINDS, Dispatcher, TransactionLike, TransactionOutcome
+from ..dispatch import TransactionLike, TransactionOutcome
 from ..durable import DurableLog
 from ..faults import Attack, ByzantineReplica
 from ..messages import DecodeError, Message, Reply, Request, decode, encode
 from ..ready import (
     DURABLE_EVENTS,
-    CheckpointStable,
-    Dropped,
     Event,
     Executed,
-    NewViewInstalled,
     Ready,
-    StateTransferred,
-    ViewChangeStarted,
 )
 from ..replica import Replica
+from .set_run import SetDriver
+from .sim_set import SimTransport
+from .summary import describe, describe_event
 
 DECODE_CACHE_MAX = 4096
 # A node ticked this often without virtual time moving is asking to be woken "now" forever.
@@ -558,37 +556,13 @@ class Simulation:
     def run_transactions(
         self, transactions: list[TransactionLike], *, stall_timeout_ms: float = 5_000.0, settle_ms: float = 500.0
     ) -> list[TransactionOutcome]:
-        """Play transactions with the scenario rules; stop when all have an outcome or when
-        nothing completed for `stall_timeout_ms` (the rest are unavailable)."""
-        dispatcher = Dispatcher(transactions)
-        in_flight: dict[str, int] = {}
-        last_progress = [self.now]
-
-        def dispatch() -> None:
-            for index in dispatcher.next_submissions(set(in_flight)):
-                txn = transactions[index]
-                in_flight[txn.client] = index
-                # A transaction's kind is its operation (transfer, balance, send_payment, ...).
-                self.submit(txn.client, txn.kind, tuple(txn.args), read_only=txn.kind in READ_KINDS)
-
-        def on_completion(client: str, completion: Any) -> None:
-            dispatcher.complete(in_flight.pop(client), completion)
-            last_progress[0] = self.now
-
-        self._on_completion = on_completion
-        dispatch()
-        while not dispatcher.done:
-            finished = dispatcher.finished_count
-            self.run_until(
-                lambda f=finished: dispatcher.finished_count > f,
-                timeout_ms=max(0.0, last_progress[0] + stall_timeout_ms - self.now),
-            )
-            if dispatcher.finished_count == finished:
-                break
-            dispatch()
-        self._on_completion = None
+        """Play transactions with the scenario rules (the set driver's loop, `set_run.SetDriver`);
+        stop when all have an outcome or when nothing completed for `stall_timeout_ms` (the rest
+        are unavailable), then run `settle_ms` more."""
+        with SimTransport(self) as transport:
+            outcomes = SetDriver(transport, transactions, stall_timeout_ms=stall_timeout_ms).dispatch()
         self.run_for(settle_ms)
-        return dispatcher.outcomes
+        return outcomes
 
     # ---- inspection ----------------------------------------------------------------------
 
@@ -597,43 +571,6 @@ class Simulation:
 
     def replica(self, r: int) -> Replica:
         return self.nodes[r].inner
-
-
-def describe_event(event: Event) -> str | None:
-    """A one-line summary of a protocol event for traces (None: not worth a line)."""
-    if isinstance(event, Executed):
-        keys = ",".join(f"{r.client}{r.timestamp}" for r in event.batch) or "no-op"
-        return f"executes seq={event.seq} view={event.view} [{keys}] -> {list(event.results)}"
-    if isinstance(event, ViewChangeStarted):
-        return f"starts view change to {event.new_view} ({event.reason})"
-    if isinstance(event, NewViewInstalled):
-        return f"installs new view {event.view} (O: {len(event.message.proposals)} proposals)"
-    if isinstance(event, CheckpointStable):
-        return f"checkpoint stable seq={event.seq} d={event.state_digest[:3].hex()}"
-    if isinstance(event, StateTransferred):
-        return f"state transferred to seq={event.seq} d={event.state_digest[:3].hex()}"
-    if isinstance(event, Dropped):
-        return f"drops {event.message_type} from {event.sender}: {event.reason}"
-    return None
-
-
-def describe(message: Message) -> str:
-    """A one-line summary of a message for traces: type and the fields that identify it."""
-    name = type(message).__name__
-    parts = []
-    for attr in ("view", "new_view", "seq", "after_seq", "last_executed", "client", "timestamp", "result"):
-        value = getattr(message, attr, None)
-        if value is not None:
-            parts.append(f"{attr}={value!r}" if attr in ("client", "result") else f"{attr}={value}")
-    digest = getattr(message, "digest", None) or getattr(message, "state_digest", None)
-    if isinstance(digest, bytes):
-        parts.append(f"d={digest[:3].hex()}")
-    batch = getattr(message, "batch", None)
-    if batch is not None:
-        parts.append("batch=[" + ",".join(f"{r.client}{r.timestamp}" for r in batch) + "]")
-    if isinstance(message, Request):
-        parts.append(f"{message.op}{message.args}")
-    return f"{name}({', '.join(parts)})"
 
 
 __all__ = [
