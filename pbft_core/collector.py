@@ -79,11 +79,8 @@ class CollectorRole:
                 slot.fast_deadline_ms = self._now + self.fast_path.wait_ms()
                 self.deadlines.set_earlier(Timer.FAST_PATH, slot.fast_deadline_ms)
             return
-        certificate, bad = self.crypto.combine(slot.prepare_shares, message)
+        certificate = self._combine(slot.prepare_shares, message)
         if certificate is None:
-            for replica in bad:
-                slot.prepare_shares.pop(replica, None)
-            self.metrics["shares.invalid"] += len(bad)
             return
         slot.certified = True
         slot.fast_deadline_ms = None
@@ -152,13 +149,19 @@ class CollectorRole:
         if slot.commit_certified or len(slot.commit_shares) < self.config.quorum:
             return
         message = commit_message(slot.view, slot.seq, slot.digest)
-        certificate, bad = self.crypto.combine(slot.commit_shares, message)
+        certificate = self._combine(slot.commit_shares, message)
         if certificate is None:
-            for replica in bad:
-                slot.commit_shares.pop(replica, None)
-            self.metrics["shares.invalid"] += len(bad)
             return
         slot.commit_certified = True
         self._broadcast(self._sign(CommitCertificate(slot.view, slot.seq, slot.digest, certificate, self.id)))
         if slot.committed is None:
             self._committed(slot, Proof(slot.view, slot.seq, slot.batch, ProofKind.COMMIT, certificate))
+
+    def _combine(self: Replica, shares: dict[int, bytes], message: bytes) -> bytes | None:
+        """Combine 2f+1 shares optimistically; if that fails, drop the bad ones and wait."""
+        certificate, bad = self.crypto.combine(shares, message)
+        if certificate is None:
+            for replica in bad:
+                shares.pop(replica, None)
+            self.metrics["shares.invalid"] += len(bad)
+        return certificate

@@ -141,29 +141,28 @@ class RealCrypto:
         assert self._fast_share is not None, "clients hold no key share"
         return self._remember(self._own_shares, self._ts.sign_share(self._fast_share, message))
 
-    def _parse_share(self, replica: int, share: bytes) -> Any | None:
-        """The share `replica` claims to have signed, parsed and checked; None if it is not one."""
-        if type(share) is not bytes or len(share) != SHARE_SIZE:
+    @staticmethod
+    def _parse(data: bytes, size: int, own: dict[bytes, Any], parse: Any) -> Any | None:
+        """`data` as a point of its kind (its size says which), from our own cache or parsed and
+        checked; None if it is not one (malformed bytes from a peer are never an error)."""
+        if type(data) is not bytes or len(data) != size:
             return None
-        parsed = self._own_shares.get(share)
+        parsed = own.get(data)
         if parsed is None:
             try:
-                parsed = self._ts.SignatureShare.from_bytes(share)
-            except Exception:  # malformed bytes from a peer: not a share
-                return None
-        return parsed if parsed.signer == replica else None
-
-    def _parse_signature(self, signature: bytes) -> Any | None:
-        """A whole (combined or aggregate) signature, parsed and checked; None if it is not one."""
-        if type(signature) is not bytes or len(signature) != CERT_SIZE:
-            return None
-        parsed = self._own_signatures.get(signature)
-        if parsed is None:
-            try:
-                parsed = self._ts.Signature.from_bytes(signature)
-            except Exception:  # malformed bytes from a peer: not a signature
+                parsed = parse(data)
+            except Exception:
                 return None
         return parsed
+
+    def _parse_share(self, replica: int, share: bytes) -> Any | None:
+        """The share `replica` claims to have signed; None if it is not one."""
+        parsed = self._parse(share, SHARE_SIZE, self._own_shares, self._ts.SignatureShare.from_bytes)
+        return parsed if parsed is not None and parsed.signer == replica else None
+
+    def _parse_signature(self, signature: bytes) -> Any | None:
+        """A whole (combined or aggregate) signature; None if it is not one."""
+        return self._parse(signature, CERT_SIZE, self._own_signatures, self._ts.Signature.from_bytes)
 
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
         parsed = self._parse_share(replica, share)
