@@ -10,6 +10,7 @@ disagreeing or a worker failure).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from rich.progress import (
 from pbft_core.config import ClusterConfig
 from pbft_core.report import build_set_report, run_report, write_json
 from pbft_core.runtime.pipes import run_set
-from pbft_core.runtime.set_run import SetOptions, set_seed
+from pbft_core.runtime.set_run import EventCallback, SetOptions, SetResult, set_seed
 from pbft_core.runtime.summary import event_text
 from pbft_core.scenario import ScenarioSet
 from pbft_core.storage import RunIndex
@@ -78,6 +79,37 @@ def _describe_set(s: ScenarioSet) -> str:
     return text
 
 
+def _play_set(
+    console: Console,
+    play_set: Callable[..., SetResult],
+    scenario_set: ScenarioSet,
+    set_options: SetOptions,
+    index: RunIndex,
+    on_event: EventCallback | None,
+) -> SetResult:
+    """Play one set, with a progress line while it runs (on a terminal)."""
+    run_meta = {"run_id": index.run_id}
+    if not console.is_terminal:
+        return play_set(scenario_set, set_options, index.dir, run_meta=run_meta, on_event=on_event)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=len(scenario_set.transactions))
+
+        def on_progress(done: int, total: int, phase: str) -> None:
+            progress.update(task, completed=done, description=phase)
+
+        return play_set(
+            scenario_set, set_options, index.dir, run_meta=run_meta, on_event=on_event, on_progress=on_progress
+        )
+
+
 def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
     play_set = run_set
     if options.transport == "tcp":
@@ -94,7 +126,6 @@ def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
     console.print(f"[dim]run {index.run_id} · data in {index.dir}[/dim]")
     reports: list[dict[str, Any]] = []
     exit_code = 0
-    show_progress = console.is_terminal
     try:
         for position, scenario_set in enumerate(sets):
             console.print(f"[bold]{_describe_set(scenario_set)}[/bold]")
@@ -105,47 +136,11 @@ def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
                 verbose=options.verbose,
             )
             on_event = _event_printer(console, scenario_set.number) if options.verbose else None
-            started_at = time.time()
-            if show_progress:
-                with Progress(
-                    SpinnerColumn(),
-                    TextColumn("[progress.description]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=console,
-                    transient=True,
-                ) as progress:
-                    task = progress.add_task("starting", total=len(scenario_set.transactions))
-
-                    def on_progress(
-                        done: int,
-                        total: int,
-                        phase: str,
-                        _task: Any = task,
-                        _p: Progress = progress,
-                    ) -> None:
-                        _p.update(_task, completed=done, description=phase)
-
-                    result = play_set(
-                        scenario_set,
-                        set_options,
-                        index.dir,
-                        run_meta={"run_id": index.run_id},
-                        on_event=on_event,
-                        on_progress=on_progress,
-                    )
-            else:
-                result = play_set(
-                    scenario_set,
-                    set_options,
-                    index.dir,
-                    run_meta={"run_id": index.run_id},
-                    on_event=on_event,
-                )
+            started_at_s = time.time()
+            result = _play_set(console, play_set, scenario_set, set_options, index, on_event)
             report = build_set_report(scenario_set, result, config)
             reports.append(report)
-            index.record_set(report, started_at=started_at)
+            index.record_set(report, started_at=started_at_s)
             if options.json_path is not None:
                 write_json(options.json_path, run_report(info, reports))
             render.print_set_summary(console, report)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ...client import Client, Completion
-from ...config import ACCOUNTS
+from ...config import ACCOUNTS, ClusterConfig
 from ...keys import ClusterKeys
 from ...messages import Arg
 from ...replica import Replica
@@ -110,21 +110,7 @@ def run_set(
         for r in config.replica_ids
         if r not in live
     }
-    config_bytes = config_to_bytes(config)
-    attacks_bytes = pack([[a.kind, list(a.targets)] for a in scenario_set.attacks])
-
-    def spec_for(r: int) -> WorkerSpec:
-        return WorkerSpec(
-            replica_id=r,
-            config_bytes=config_bytes,
-            secrets_bytes=keys.replica_secrets[r].to_bytes(),
-            honest=r not in byzantine,
-            attacks_bytes=attacks_bytes,
-            db_path=str(replica_db_path(run_dir, number, r)),
-            meta_json=json.dumps(replica_meta(scenario_set, r, run_meta)),
-            verbose=options.verbose,
-        )
-
+    spec_for = _worker_specs(scenario_set, config, keys, run_dir, run_meta, verbose=options.verbose)
     cluster = Cluster(on_event)
     verified: dict[tuple[int, bytes, bytes], None] = {}
     clients = {c: Client(c, config, keys.client_secrets[c].crypto(), verified=verified) for c in client_names}
@@ -165,3 +151,31 @@ def run_set(
         states=states,
         failure=failure,
     )
+
+
+def _worker_specs(
+    scenario_set: ScenarioSet,
+    config: ClusterConfig,
+    keys: ClusterKeys,
+    run_dir: Path,
+    run_meta: dict[str, Any] | None,
+    *,
+    verbose: bool,
+) -> Callable[[int], WorkerSpec]:
+    """What each live replica's worker is given for this set."""
+    config_bytes = config_to_bytes(config)
+    attacks_bytes = pack([[a.kind, list(a.targets)] for a in scenario_set.attacks])
+
+    def spec_for(r: int) -> WorkerSpec:
+        return WorkerSpec(
+            replica_id=r,
+            config_bytes=config_bytes,
+            secrets_bytes=keys.replica_secrets[r].to_bytes(),
+            honest=r not in scenario_set.byzantine,
+            attacks_bytes=attacks_bytes,
+            db_path=str(replica_db_path(run_dir, scenario_set.number, r)),
+            meta_json=json.dumps(replica_meta(scenario_set, r, run_meta)),
+            verbose=verbose,
+        )
+
+    return spec_for

@@ -2,7 +2,7 @@
 
 Modules: `limits` (every bound and timeout, with its reason), `log` (`NodeLog`: stdlib logging
 as logfmt lines), `links` (bounded outboxes, handshake slots, one authenticated `Connection`,
-the reconnecting `DialLink`), `node` (`ReplicaNode`, `run_node`), `pool` (`ClientPool`),
+the reconnecting `DialLink`), `data` (a node's files and its cluster fingerprint), `node` (`ReplicaNode`, `run_node`), `pool` (`ClientPool`),
 `driver` (``pbft run --transport tcp``: `run_set_tcp` over the set driver).
 
 Theory of operation
@@ -61,6 +61,7 @@ the event loop. `pbft client` is a pool of one; a benchmark is a pool of many.
 from __future__ import annotations
 
 from . import limits
+from .data import NodeStartError, cluster_fingerprint, data_paths
 from .limits import (
     CLIENT_CONNECTIONS_MAX,
     FILE_DESCRIPTORS_RESERVED,
@@ -76,7 +77,7 @@ from .limits import (
 )
 from .links import DialLink, HandshakeSlots, TokenBucket
 from .log import NodeLog
-from .node import NodeStartError, ReplicaNode, cluster_fingerprint, data_paths, run_node
+from .node import ReplicaNode, run_node
 from .pool import ClientCrypto, ClientPool, PoolCompletion, wall_clock_timestamp
 
 __all__ = [

@@ -4,7 +4,6 @@
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import itertools
 import os
 import signal
@@ -12,7 +11,7 @@ import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,7 +25,7 @@ from ...keys import NodeSecrets
 from ...messages import MESSAGE_TYPES, Request
 from ...ready import Event
 from ...replica import Replica
-from ...storage import ReplicaStore, replica_db_file
+from ...storage import ReplicaStore
 from ..framing import (
     FRAME_SIZE_MAX,
     HANDSHAKE_FRAME_MAX,
@@ -50,6 +49,7 @@ from ..host import NodeHost
 from ..set_run import pack
 from ..summary import event_summary
 from . import limits
+from .data import NodeStartError, cluster_fingerprint, data_paths
 from .limits import (
     CONNECT_TIMEOUT_S,
     CONNECTIONS_PER_CLIENT_MAX,
@@ -69,28 +69,6 @@ from .limits import (
 )
 from .links import Connection, DialLink, HandshakeSlots, Outbox, TokenBucket, source_of, tune
 from .log import NodeLog
-
-
-def data_paths(data_dir: Path, replica_id: int) -> tuple[Path, Path, Path]:
-    """(inspection database, write-ahead log, lock file) of replica `replica_id` in `data_dir`.
-
-    The inspection database has the same schema as a pipes run's, so ``pbft inspect`` reads it.
-    """
-    name = replica_name(replica_id)
-    return replica_db_file(data_dir, replica_id), data_dir / f"{name}.durable.sqlite", data_dir / f"{name}.lock"
-
-
-def cluster_fingerprint(cluster: ClusterFile) -> str:
-    """A short hash of a cluster's replica keys (identities and threshold keys): equal iff they
-    are. Client keys are left out, so clients can be added without invalidating replicas' data."""
-    public = cluster.public
-    threshold = [(f.name, getattr(public, f.name)) for f in fields(public) if f.name not in ("replicas", "clients")]
-    body = pack([sorted(public.replicas.items()), sorted(threshold)])
-    return hashlib.sha256(b"pbft/v1/cluster/" + body).hexdigest()[:32]
-
-
-class NodeStartError(RuntimeError):
-    """The node cannot start (address in use, data directory locked, ...)."""
 
 
 class ReplicaNode:
