@@ -45,7 +45,7 @@ def _spec_options(fn: Any) -> Any:
 
 
 def _spec(accounts: int, hot_accounts: int, hot_probability: float, seed: int) -> Any:
-    from pbft_core.smallbank import WorkloadSpec
+    from pbft_core.smallbank_workload import WorkloadSpec
 
     try:
         return WorkloadSpec(accounts, hot_accounts, hot_probability, seed)
@@ -99,7 +99,7 @@ def generate(
     """Write SmallBank transactions (mix 15/15/15/25/15/15): a workload `bench smallbank --workload` replays, or (--format csv) a scenario file `pbft run` plays."""
     from collections import Counter
 
-    from pbft_core.smallbank import WorkloadGenerator, write_scenario_csv, write_workload
+    from pbft_core.smallbank_workload import WorkloadGenerator, write_scenario_csv, write_workload
 
     defaults = GENERATE_DEFAULTS[file_format]
     count = defaults["count"] if count is None else count
@@ -192,7 +192,7 @@ def bench_smallbank(
 
     from pbft_core.config import ClusterConfig, Timers
     from pbft_core.runtime.loadgen import LoadOptions
-    from pbft_core.smallbank import WorkloadError, read_workload
+    from pbft_core.smallbank_workload import WorkloadError, read_workload
 
     from .main import _console
 

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from cli.bench_smallbank import with_repeats
 from cli.main import main
-from pbft_core.smallbank import (
-    INITIAL_SMALLBANK_BALANCE,
+from pbft_core.smallbank import INITIAL_SMALLBANK_BALANCE
+from pbft_core.smallbank_workload import (
     MIX,
     Transaction,
     WorkloadGenerator,

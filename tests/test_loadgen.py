@@ -11,7 +11,7 @@ from pbft_core.messages import DecodeError, Reply, Request, decode_unpacked, enc
 from pbft_core.runtime.loadgen import LoadOptions, WindowTally
 from pbft_core.runtime.pipes import awaited as _awaited
 from pbft_core.runtime.simulator import make_crypto
-from pbft_core.smallbank import WorkloadSpec
+from pbft_core.smallbank_workload import WorkloadSpec
 
 OPTIONS = LoadOptions(ClusterConfig(), WorkloadSpec(), warmup_s=1.0, duration_s=2.0)
 REQUEST = Request("c0", 1, "sb_balance", (3,), True)

@@ -25,7 +25,7 @@ from pbft_core.dispatch import Outcome
 from pbft_core.messages import Result
 from pbft_core.runtime.simulator import Simulation
 from pbft_core.scenario import ScenarioSet, parse_scenario_file
-from pbft_core.smallbank import WorkloadGenerator, WorkloadSpec, write_scenario_csv
+from pbft_core.smallbank_workload import WorkloadGenerator, WorkloadSpec, write_scenario_csv
 from tests.support import assert_honest_live_agree
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pbft_core.bank import FAILED, OK, Bank, is_read_only
-from pbft_core.smallbank import (
-    INITIAL_SMALLBANK_BALANCE,
+from pbft_core.smallbank import INITIAL_SMALLBANK_BALANCE
+from pbft_core.smallbank_workload import (
     MIX,
     WORKLOAD_FORMAT,
     Transaction,

@@ -32,7 +32,7 @@ from typing import Any
 from ..client import Client, Completion
 from ..config import ClusterConfig, replica_name
 from ..keys import ClusterKeys
-from ..smallbank import Transaction, WorkloadGenerator, WorkloadSpec
+from ..smallbank_workload import Transaction, WorkloadGenerator, WorkloadSpec
 from ..storage import replica_db_file
 from .host import config_to_bytes
 from .pipes import K_GO, POLL_INTERVAL_S, ClientHost, Cluster, WorkerFailure, WorkerSpec
