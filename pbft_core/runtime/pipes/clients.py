@@ -50,7 +50,7 @@ class ClientHost:
     def next_wake_ms(self, default: float) -> float:
         return min(self.wake.values(), default=default)
 
-    def perform(self, name: str, ready: ClientReady, now: float) -> None:
+    def perform(self, name: str, ready: ClientReady, now_ms: float) -> None:
         encoded: bytes | None = None
         for to, request in ready.to_replicas:
             if to in self.reachable:
@@ -61,10 +61,10 @@ class ClientHost:
         else:
             self.wake[name] = ready.wake_at_ms
         if ready.completed is not None:
-            self.on_complete(name, ready.completed, now)
+            self.on_complete(name, ready.completed, now_ms)
 
-    def submit(self, name: str, op: str, args: tuple[Arg, ...], now: float, *, read_only: bool) -> None:
-        self.perform(name, self.clients[name].submit(op, args, now, read_only=read_only), now)
+    def submit(self, name: str, op: str, args: tuple[Arg, ...], now_ms: float, *, read_only: bool) -> None:
+        self.perform(name, self.clients[name].submit(op, args, now_ms, read_only=read_only), now_ms)
 
     def send(self) -> None:
         """What the clients asked to send since the last call: one frame per replica."""
@@ -72,7 +72,7 @@ class ClientHost:
             self.cluster.send_frame(r, K_CLIENT + pack(items))
         self._outgoing.clear()
 
-    def on_frames(self, frames: list[tuple[int, bytes]], now_ms: Callable[[], float]) -> None:
+    def on_frames(self, frames: list[tuple[int, bytes]], clock_ms: Callable[[], float]) -> None:
         for _replica, frame in frames:
             if frame[:1] != K_CLIENT:
                 continue
@@ -88,19 +88,19 @@ class ClientHost:
                 except DecodeError:
                     continue
                 if isinstance(reply, Reply):
-                    now = now_ms()
-                    self.perform(client.name, client.step(reply, now), now)
+                    now_ms = clock_ms()
+                    self.perform(client.name, client.step(reply, now_ms), now_ms)
 
-    def tick(self, now: float) -> None:
-        for name, at in list(self.wake.items()):
-            if at <= now and name in self.wake:
-                self.perform(name, self.clients[name].tick(now), now)
+    def tick(self, now_ms: float) -> None:
+        for name, at_ms in list(self.wake.items()):
+            if at_ms <= now_ms and name in self.wake:
+                self.perform(name, self.clients[name].tick(now_ms), now_ms)
 
-    def serve(self, timeout_s: float, now_ms: Callable[[], float]) -> None:
+    def serve(self, timeout_s: float, clock_ms: Callable[[], float]) -> None:
         """One round: wait for frames (at most `timeout_s`, less if a client timer is due
         sooner), hand replies to the clients, tick the due ones, send what they asked."""
-        now = now_ms()
-        wake = self.next_wake_ms(default=now + timeout_s * 1000.0)
-        self.on_frames(self.cluster.poll(max(0.0, min(wake - now, timeout_s * 1000.0)) / 1000.0), now_ms)
-        self.tick(now_ms())
+        now_ms = clock_ms()
+        wake_ms = self.next_wake_ms(default=now_ms + timeout_s * 1000.0)
+        self.on_frames(self.cluster.poll(max(0.0, min(wake_ms - now_ms, timeout_s * 1000.0)) / 1000.0), clock_ms)
+        self.tick(clock_ms())
         self.send()
