@@ -112,6 +112,7 @@ from .ready import (
     StatusChanged,
     ViewChangeStarted,
 )
+from .runtime.summary import event_summary
 from .smallbank import operation_text
 
 SCHEMA_VERSION = 1
@@ -402,16 +403,12 @@ class ReplicaStore:
             self._record_note(
                 t_ms, "new view installed", {"view": nv.view, "leader": replica_name(nv.replica)}
             )
-        elif isinstance(event, ViewChangeStarted):
-            self._record_note(
-                t_ms, "view change started", {"new_view": event.new_view, "reason": event.reason}
-            )
-        elif isinstance(event, Dropped):
-            self._record_note(
-                t_ms,
-                "dropped",
-                {"reason": event.reason, "type": event.message_type, "sender": event.sender},
-            )
+        elif isinstance(event, ViewChangeStarted | Dropped):
+            # The detail is the event's summary (runtime.summary), as `-v` and node logs show it.
+            summary = event_summary(event)
+            assert summary is not None
+            kind = "view change started" if isinstance(event, ViewChangeStarted) else "dropped"
+            self._record_note(t_ms, kind, summary[1])
 
     def _record_note(self, t_ms: float, kind: str, detail: dict[str, Any]) -> None:
         self.db.execute(
