@@ -68,6 +68,7 @@ from nacl.secret import SecretBox
 from nacl.signing import SigningKey, VerifyKey
 
 from ..messages import MESSAGE_SIZE_MAX
+from .packing import pack
 
 PROTOCOL = "pbft-tcp/1"
 HEADER = struct.Struct(">I")
@@ -245,10 +246,6 @@ def replica_of_name(name: str) -> int | None:
     return replica if str(replica) == digits else None  # one spelling per replica: no "n01"
 
 
-def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
-
-
 def _unpack(data: bytes, what: str) -> list[Any]:
     try:
         obj = msgpack.unpackb(
@@ -282,7 +279,7 @@ def _transcript(
     nonce_d: bytes,
     eph_d: bytes,
 ) -> bytes:
-    body = _pack([PROTOCOL, acceptor, nonce_a, eph_a, role, list(names), nonce_d, eph_d])
+    body = pack([PROTOCOL, acceptor, nonce_a, eph_a, role, list(names), nonce_d, eph_d])
     return hashlib.blake2b(body, digest_size=32, person=b"pbft-tcp-hs").digest()
 
 
@@ -339,7 +336,7 @@ class Acceptor:
         self._eph_public = bytes(self._ephemeral.public_key)
 
     def hello(self) -> bytes:
-        return _pack([PROTOCOL, "hello", self.replica_id, self._nonce, self._eph_public])
+        return pack([PROTOCOL, "hello", self.replica_id, self._nonce, self._eph_public])
 
     def _verify_key(self, name: str, raw: bytes | None) -> VerifyKey | None:
         key = self._verify_keys.get(name)
@@ -393,14 +390,14 @@ class Acceptor:
             if not _verify(self._verify_key(f"{role}/{name}", raw), payload, sig):
                 raise HandshakeError("handshake.bad_identity", f"{role} {name}: signature does not verify")
         to_acceptor, to_dialer = _session_keys(self._ephemeral, eph_d, transcript)
-        accept = _pack(
+        accept = pack(
             [PROTOCOL, "accept", self._signing.sign(_acceptor_payload(transcript)).signature]
         )
         return accept, PeerIdentity(role, tuple(names)), Session(to_dialer, to_acceptor)
 
     @staticmethod
     def refusal(error: HandshakeError) -> bytes:
-        return _pack([PROTOCOL, "refused", str(error)[:REASON_CHARS_MAX]])
+        return pack([PROTOCOL, "refused", str(error)[:REASON_CHARS_MAX]])
 
 
 class Dialer:
@@ -459,7 +456,7 @@ class Dialer:
         self._keys = _session_keys(self._ephemeral, eph_a, transcript)
         payload = _dialer_payload(transcript)
         sigs = [self._signing[n].sign(payload).signature for n in self.names]
-        return _pack([PROTOCOL, "auth", self.role, self.names, self._nonce, self._eph_public, sigs])
+        return pack([PROTOCOL, "auth", self.role, self.names, self._nonce, self._eph_public, sigs])
 
     def on_accept(self, data: bytes) -> Session:
         """Check the acceptor's ACCEPT (its signature over the transcript); returns the session.

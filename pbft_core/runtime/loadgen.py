@@ -35,8 +35,8 @@ from ..keys import ClusterKeys
 from ..smallbank_workload import Transaction, WorkloadGenerator, WorkloadSpec
 from ..storage import replica_db_file
 from .host import config_to_bytes
+from .packing import pack
 from .pipes import K_GO, POLL_INTERVAL_S, ClientHost, Cluster, WorkerFailure, WorkerSpec
-from .set_run import pack
 
 # Throughput over time is counted in buckets of this width.
 BUCKET_S = 0.5

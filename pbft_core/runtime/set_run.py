@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgpack
-
 from ..client import Completion
 from ..config import ClusterConfig, replica_name
 from ..dispatch import READ_KINDS, Dispatcher, TransactionLike, TransactionOutcome
@@ -46,6 +44,9 @@ from ..replica import Replica
 from ..scenario import ScenarioSet
 from ..storage import ReplicaStore
 from .host import NodeHost
+from .packing import pack, unpack
+
+__all__ = ["pack", "unpack"]  # re-exported: the shells' msgpack (see packing)
 
 # What a replica's state map holds (`NodeHost.state`); a driver keeps these from a settle answer.
 STATE_KEYS = ("replica", "view", "view_active", "last_executed", "stable_seq", "balances")
@@ -53,15 +54,6 @@ STATE_KEYS = ("replica", "view", "view_active", "last_executed", "stable_seq", "
 EventCallback = Callable[[int, float, str, dict[str, Any]], None]  # (replica, t_ms, kind, detail)
 ProgressCallback = Callable[[int, int, str], None]  # (finished, total, phase)
 ReplicaState = dict[str, Any]
-
-
-def pack(obj: Any) -> bytes:
-    """msgpack with bytes kept as bytes: the one encoding of the shells' own frames."""
-    return msgpack.packb(obj, use_bin_type=True)
-
-
-def unpack(data: bytes | memoryview) -> Any:
-    return msgpack.unpackb(data, raw=False, max_ext_len=0)
 
 
 @dataclass(frozen=True)

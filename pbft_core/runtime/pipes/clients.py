@@ -18,8 +18,8 @@ from typing import Any
 
 from ...client import Client, ClientReady, Completion
 from ...messages import Arg, DecodeError, Reply, decode_unpacked, encode, unpack
-from ..set_run import pack
-from ..set_run import unpack as unpack_frame
+from ..packing import pack
+from ..packing import unpack as unpack_frame
 from .cluster import Cluster
 from .frames import K_CLIENT
 

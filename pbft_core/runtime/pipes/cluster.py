@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..set_run import EventCallback, ReplicaState, unpack
+from ..packing import unpack
+from ..set_run import EventCallback, ReplicaState
 from .frames import (
     FRAMES_PER_WAKEUP,
     K_DONE,

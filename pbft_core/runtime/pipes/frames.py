@@ -8,7 +8,7 @@ from typing import Any
 import msgpack
 
 from ..host import NodeHost
-from ..set_run import unpack
+from ..packing import unpack
 
 K_MESSAGE = b"M"
 K_CLIENT = b"C"

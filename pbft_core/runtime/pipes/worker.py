@@ -18,7 +18,7 @@ from ...ready import Event
 from ...replica import Replica
 from ...storage import ReplicaStore
 from ..host import NodeHost, config_from_bytes
-from ..set_run import pack, unpack
+from ..packing import pack, unpack
 from ..summary import event_summary
 from .frames import (
     FRAMES_PER_WAKEUP,

@@ -9,7 +9,7 @@ from pathlib import Path
 from ...clusterfile import ClusterFile
 from ...config import replica_name
 from ...storage import replica_db_file
-from ..set_run import pack
+from ..packing import pack
 
 
 def data_paths(data_dir: Path, replica_id: int) -> tuple[Path, Path, Path]:

@@ -46,7 +46,7 @@ from ..framing import (
     read_frame,
 )
 from ..host import NodeHost
-from ..set_run import pack
+from ..packing import pack
 from ..summary import event_summary
 from . import limits
 from .data import NodeStartError, cluster_fingerprint, data_paths
