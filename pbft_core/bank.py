@@ -68,7 +68,7 @@ def transfer(balances: Balances, args: tuple[Arg, ...]) -> Result:
         and amount > 0
         and source != target
         and balances[source] >= amount  # type: ignore[index]
-        and fits(balances[target] + amount)  # type: ignore[index, operator]
+        and balances[target] + amount <= BALANCE_MAX  # type: ignore[index, operator]
     ):
         balances[source] -= amount  # type: ignore[index]
         balances[target] += amount  # type: ignore[index]
@@ -117,7 +117,9 @@ class Bank:
         fn = WRITE_OPERATIONS.get(op) or READ_OPERATIONS.get(op)
         result = fn(self.balances, args) if fn is not None else FAILED
         # Operations keep balances in range themselves; a result out of range is refused here too.
-        return FAILED if type(result) is int and not fits(result) else result
+        if type(result) is int and not -BALANCE_MAX - 1 <= result <= BALANCE_MAX:
+            return FAILED
+        return result
 
     def execute(self, request: Request) -> Result | None:
         """Execute a request at most once; None if it is a retransmission of an executed one."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 
 
-class Timer(enum.Enum):
+class Timer(enum.StrEnum):  # a str enum: hashed in C, and these are dict keys on every tick
     STATUS = "status"  # gossip progress; fetch from a peer ahead if stuck
     PROPOSE = "propose"  # leader: queued requests go out
     FAST_PATH = "fast_path"  # collector: the earliest slot whose wait for all n shares is over

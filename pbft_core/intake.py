@@ -28,7 +28,7 @@ from collections import Counter
 from .bank import Bank
 from .config import ClusterConfig
 from .crypto import NodeCrypto
-from .messages import Request, batch_bytes, request_bytes
+from .messages import Request, batch_encoding, request_bytes
 
 RequestKey = tuple[str, int]
 VERIFIED_REQUESTS_MAX = 100_000
@@ -46,7 +46,7 @@ class Intake:
         # Requests known and not yet executed, oldest first, with when each arrived.
         self.pending: dict[RequestKey, Request] = {}
         self.since_ms: dict[RequestKey, float] = {}
-        self.per_client: Counter[str] = Counter()
+        self.per_client: dict[str, int] = {}
         self._verified: dict[bytes, None] = {}
         self._forwarded: dict[RequestKey, tuple[int, float]] = {}  # key -> (view, when)
 
@@ -67,13 +67,14 @@ class Intake:
         self._verified[request.sig] = None
         return True
 
-    def batch_invalid(self, batch: tuple[Request, ...]) -> str | None:
+    def batch_invalid(self, batch: tuple[Request, ...], encoded: bytes | None = None) -> str | None:
         """Why a proposed batch (a PRE-PREPARE's, or one NEW-VIEW re-proposes) may not be
         ordered, or None: every request in it must be an ordered request its client signed,
-        and the batch must fit the budgets every honest leader keeps."""
+        and the batch must fit the budgets every honest leader keeps. `encoded` is the batch's
+        encoding if the caller already has it (`messages.batch_encoding`)."""
         if len(batch) > self.config.batch_size_max:
             return "batch size"
-        if batch_bytes(batch) > self.config.batch_bytes_max:
+        if len(encoded if encoded is not None else batch_encoding(batch)) > self.config.batch_bytes_max:
             return "batch too large"
         if any(r.read_only or not self.valid(r) for r in batch):
             return "bad request in batch"
@@ -84,23 +85,24 @@ class Intake:
     def add(self, request: Request, now_ms: float, *, from_client: bool) -> bool:
         """Remember an unexecuted request; False if its client already has too many pending
         (only for requests straight from a client: a batch the protocol accepted is kept)."""
-        if request.key in self.pending:
+        key = request.key
+        if key in self.pending:
             return True
-        if from_client and self.per_client[request.client] >= PENDING_PER_CLIENT_MAX:
+        count = self.per_client.get(key[0], 0)
+        if from_client and count >= PENDING_PER_CLIENT_MAX:
             return False
-        self.pending[request.key] = request
-        self.since_ms[request.key] = now_ms
-        self.per_client[request.client] += 1
+        self.pending[key] = request
+        self.since_ms[key] = now_ms
+        self.per_client[key[0]] = count + 1
         return True
 
     def remove(self, key: RequestKey) -> None:
         if self.pending.pop(key, None) is None:
             return
         del self.since_ms[key]
-        client = key[0]
-        self.per_client[client] -= 1
-        if not self.per_client[client]:
-            del self.per_client[client]
+        count = self.per_client.pop(key[0]) - 1
+        if count:
+            self.per_client[key[0]] = count
 
     def forget_executed(self, bank: Bank) -> None:
         """After a state transfer: what the new state executed is no longer pending."""

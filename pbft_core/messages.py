@@ -372,13 +372,18 @@ _SIGNED: dict[type, bool] = {}
 _DOMAINS: dict[type, bytes] = {}
 
 
-def batch_digest(batch: tuple[Request, ...]) -> bytes:
-    return hashlib.sha256(_pack([_to_wire(r) for r in batch])).digest()
+def batch_encoding(batch: tuple[Request, ...]) -> bytes:
+    """The batch as it travels inside a PRE-PREPARE or a VIEW-CHANGE; what its digest hashes."""
+    return _pack([_to_wire(r) for r in batch])
+
+
+def batch_digest(batch: tuple[Request, ...], encoded: bytes | None = None) -> bytes:
+    return hashlib.sha256(encoded if encoded is not None else batch_encoding(batch)).digest()
 
 
 def batch_bytes(batch: tuple[Request, ...]) -> int:
     """The encoded size of a batch, as it travels inside a PRE-PREPARE or a VIEW-CHANGE."""
-    return len(_pack([_to_wire(r) for r in batch]))
+    return len(batch_encoding(batch))
 
 
 def request_bytes(request: Request) -> int:

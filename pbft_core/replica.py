@@ -76,6 +76,7 @@ from .messages import (
     Status,
     ViewChange,
     batch_digest,
+    batch_encoding,
     reply_root_payload,
     request_bytes,
 )
@@ -203,9 +204,11 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         deferred, self._deferred = self._deferred, []
         for work in deferred:
             work()
-        for timer in Timer:
-            if self.deadlines.pop_due(timer, now_ms):
-                self._timer_handlers[timer]()
+        earliest_ms = self.deadlines.earliest()
+        if earliest_ms is not None and now_ms >= earliest_ms:
+            for timer in Timer:
+                if self.deadlines.pop_due(timer, now_ms):
+                    self._timer_handlers[timer]()
         return self._flush()
 
     def _first_input(self, now_ms: float, *, status_in_ms: float) -> None:
@@ -289,7 +292,6 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         """Cheap facts that hold after every input (TigerBeetle-style)."""
         assert self.view >= 1 and self.next_seq > self.stable_seq
         assert len(self.intake.pending) == len(self.intake.since_ms)
-        assert not (self.is_leader and self.view_active and self.deadlines.get(Timer.EXECUTION) is not None)
 
     def _authentic(self, message: Message) -> bool:
         if isinstance(message, Request):
@@ -346,9 +348,10 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
     def _record_proof(self, slot: Slot, proof: Proof) -> None:
         """`proof` shows its batch prepared (or committed) at the slot; it wins over a proposal
         this replica accepted in an older view or for another batch."""
-        digest = batch_digest(proof.batch)
-        if slot.view < proof.view or slot.digest != digest:
-            slot.view, slot.digest, slot.batch = proof.view, digest, proof.batch
+        if slot.batch is not proof.batch:  # a proof from catch-up or replay, not built here
+            digest = batch_digest(proof.batch)
+            if slot.view < proof.view or slot.digest != digest:
+                slot.view, slot.digest, slot.batch = proof.view, digest, proof.batch
         slot.record_prepared(proof)
         self._ready.events.append(ProofStored(proof))
         committed = proof.kind in ProofKind.COMMITTED
@@ -493,11 +496,12 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if not pre_prepare.batch:
             self._drop(pre_prepare, "batch size")
             return
-        reason = self.intake.batch_invalid(pre_prepare.batch)
+        encoded = batch_encoding(pre_prepare.batch)
+        reason = self.intake.batch_invalid(pre_prepare.batch, encoded)
         if reason is not None:
             self._drop(pre_prepare, reason)
             return
-        if pre_prepare.digest != batch_digest(pre_prepare.batch):
+        if pre_prepare.digest != batch_digest(pre_prepare.batch, encoded):
             self._drop(pre_prepare, "digest mismatch")
             return
         slot = self._slot(pre_prepare.seq)
