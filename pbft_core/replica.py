@@ -348,7 +348,9 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
     def _record_proof(self, slot: Slot, proof: Proof) -> None:
         """`proof` shows its batch prepared (or committed) at the slot; it wins over a proposal
         this replica accepted in an older view or for another batch."""
-        if slot.batch is not proof.batch:  # a proof from catch-up or replay, not built here
+        # A proof built here carries the slot's own batch; one from catch-up or replay may not
+        # (an empty batch is one shared object, so a fresh slot is caught by its empty digest).
+        if not slot.digest or slot.batch is not proof.batch:
             digest = batch_digest(proof.batch)
             if slot.view < proof.view or slot.digest != digest:
                 slot.view, slot.digest, slot.batch = proof.view, digest, proof.batch
