@@ -16,6 +16,7 @@ Quick use::
 Module map: :mod:`.scheme` (the operations and the theory), :mod:`.keys` (types and byte
 formats), :mod:`.field` (Shamir and Lagrange plans), :mod:`.msm` (multi-scalar multiplication
 over point addition), :mod:`.backends` (blspy / py_ecc), :mod:`.storage` (files),
+:mod:`.dkg` (distributed key generation: the same keys without a trusted dealer),
 :mod:`.errors` (exceptions), :mod:`.bench` (``python -m thresh_sig bench``).
 This package imports nothing from the rest of the pbft project.
 """
@@ -23,7 +24,12 @@ This package imports nothing from the rest of the pbft project.
 from __future__ import annotations
 
 from .backends import BACKEND_ENV, BACKENDS, DEFAULT_BACKEND, get_backend
+from .dkg import DkgKeyPair, DkgParticipant, DkgResult
 from .errors import (
+    DkgError,
+    DkgFailedError,
+    DkgMessageError,
+    DkgPhaseError,
     DuplicateSignerError,
     GroupMismatchError,
     InvalidPointError,
@@ -68,6 +74,13 @@ __all__ = [
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_SHARE_SIZE",
     "SIGNATURE_SIZE",
+    "DkgError",
+    "DkgFailedError",
+    "DkgKeyPair",
+    "DkgMessageError",
+    "DkgParticipant",
+    "DkgPhaseError",
+    "DkgResult",
     "DuplicateSignerError",
     "GroupKey",
     "GroupMismatchError",

@@ -18,13 +18,22 @@ Hierarchy::
     ├── DuplicateSignerError    (ValueError)  the same signer appears twice in a share set
     ├── NotEnoughSharesError    (ValueError)  fewer than t shares (or not all n for aggregate_all)
     ├── GroupMismatchError      (ValueError)  a share that belongs to another group
-    └── InvalidShareError                     combine(message=...) found < t valid shares;
-                                              ``.invalid`` names the bad signers
+    ├── InvalidShareError                     combine(message=...) found < t valid shares;
+    │                                         ``.invalid`` names the bad signers
+    └── DkgError                              distributed key generation (thresh_sig.dkg)
+        ├── DkgMessageError     (ValueError)  a well-formed message of another session, t or n,
+        │                                     or one whose sender is not who the channel says
+        ├── DkgPhaseError                     a driver call out of order (end_of_dealing twice)
+        └── DkgFailedError                    fewer qualified dealers than the run requires
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "DkgError",
+    "DkgFailedError",
+    "DkgMessageError",
+    "DkgPhaseError",
     "DuplicateSignerError",
     "GroupMismatchError",
     "InvalidPointError",
@@ -113,4 +122,42 @@ class InvalidShareError(ThresholdError):
         super().__init__(
             f"invalid signature share(s) from signer(s) {list(invalid)}; "
             f"{valid} valid share(s) left, {need} needed"
+        )
+
+
+class DkgError(ThresholdError):
+    """Base class of the distributed key generation's own errors (see :mod:`thresh_sig.dkg`).
+
+    Undecodable DKG messages raise :class:`MalformedError` / :class:`InvalidPointError` like
+    every other undecodable input of this package.
+    """
+
+
+class DkgMessageError(DkgError, ValueError):
+    """A well-formed DKG message that this participant must not accept: it belongs to another
+    session (other participants, t, n or context), or its sender field names someone other than
+    the participant the authenticated channel delivered it from."""
+
+
+class DkgPhaseError(DkgError):
+    """A driver call out of order: dealing twice, ending a phase twice, or asking for the result
+    before the last phase ended."""
+
+
+class DkgFailedError(DkgError):
+    """The run ended with fewer qualified dealers than required (``min_qualified``): too few
+    contributions to be sure that one came from an honest dealer, so no key is produced.
+
+    Attributes:
+        qualified: the dealers that qualified, ascending.
+        disqualified: ``{dealer: reason}`` for the others.
+    """
+
+    def __init__(self, qualified: tuple[int, ...], disqualified: dict[int, str], need: int) -> None:
+        self.qualified = qualified
+        self.disqualified = dict(disqualified)
+        self.need = need
+        super().__init__(
+            f"only {len(qualified)} dealer(s) qualified ({list(qualified)}), {need} required; "
+            f"disqualified: {self.disqualified}"
         )

@@ -40,11 +40,13 @@ from fractions import Fraction
 from functools import lru_cache
 from math import gcd, lcm
 
+from .errors import ParameterError
 from .msm import estimate_msm_cost
 
 __all__ = [
     "InterpolationPlan",
     "R",
+    "check_polynomial",
     "derive_polynomial",
     "eval_poly",
     "lagrange_plan",
@@ -112,6 +114,31 @@ def derive_polynomial(t: int, n: int, seed: bytes | None) -> list[int]:
         if _acceptable(coeffs, n):
             return coeffs
         counter += 1  # pragma: no cover - probability ~ n / 2^255
+
+
+def check_polynomial(coefficients: object, t: int, n: int) -> list[int]:
+    """Validate a caller-given dealing polynomial: ``t`` integers in ``1..r−1`` that pass the
+    same degeneracy checks as a drawn one (so a deal from it has the same guarantees).
+
+    Raises ParameterError otherwise (TypeError for a non-sequence or non-integers).
+    """
+    if isinstance(coefficients, str | bytes) or not hasattr(coefficients, "__len__"):
+        raise TypeError("coefficients must be a sequence of integers")
+    coeffs = list(coefficients)  # type: ignore[call-overload]
+    if any(not isinstance(c, int) or isinstance(c, bool) for c in coeffs):
+        raise TypeError("coefficients must be integers")
+    if len(coeffs) != t:
+        raise ParameterError(f"a degree-{t - 1} polynomial has {t} coefficients, got {len(coeffs)}")
+    # Zero is refused everywhere, not only at both ends: its commitment would be the identity,
+    # which no decoder of this package accepts.
+    if any(not 0 < c < R for c in coeffs):
+        raise ParameterError("coefficients must be in 1..r-1")
+    if not _acceptable(coeffs, n):
+        raise ParameterError(
+            "degenerate polynomial: zero secret, zero top coefficient, a zero share, or a sum of "
+            "shares equal to 0 or to the secret"
+        )
+    return coeffs
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ interpolate the other ``n−t`` and forge the aggregate. ``verify_all`` therefor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .backends import Backend, get_backend
@@ -42,8 +42,9 @@ from .errors import (
     DuplicateSignerError,
     InvalidShareError,
     NotEnoughSharesError,
+    ParameterError,
 )
-from .field import derive_polynomial, eval_poly, lagrange_plan
+from .field import check_polynomial, derive_polynomial, eval_poly, lagrange_plan
 from .keys import (
     GroupKey,
     KeyShare,
@@ -68,22 +69,36 @@ __all__ = [
 
 
 def deal(
-    t: int, n: int, *, seed: bytes | None = None, backend: str | Backend | None = None
+    t: int,
+    n: int,
+    *,
+    seed: bytes | None = None,
+    backend: str | Backend | None = None,
+    coefficients: Sequence[int] | None = None,
 ) -> tuple[GroupKey, list[KeyShare]]:
     """Trusted dealer: a (t, n) group key and the ``n`` key shares (``shares[i]`` is signer i+1).
 
     ``seed`` (bytes) makes the deal deterministic and identical on every backend; without it the
-    polynomial comes from the OS CSPRNG.
+    polynomial comes from the OS CSPRNG. ``coefficients`` (``a_0 … a_{t−1}``, each in
+    ``1..r−1``) deals that exact polynomial instead: it exists so that a distributed key
+    generation can be checked against the deal of the sum of its dealers' polynomials
+    (:mod:`thresh_sig.dkg`), and is refused together with ``seed``.
 
     Raises:
-        ParameterError: ``t < 1``, ``t > n`` or ``n > 65535``.
+        ParameterError: ``t < 1``, ``t > n`` or ``n > 65535``; ``coefficients`` of the wrong
+            length, out of range, or degenerate (see :func:`thresh_sig.field.check_polynomial`).
         TypeError: non-integer t/n or non-bytes seed.
     """
     t, n = check_parameters(t, n)
     if seed is not None:
         seed = as_bytes(seed, "seed")
     bk = get_backend(backend)
-    coeffs = derive_polynomial(t, n, seed)
+    if coefficients is None:
+        coeffs = derive_polynomial(t, n, seed)
+    elif seed is not None:
+        raise ParameterError("give a seed or coefficients, not both")
+    else:
+        coeffs = check_polynomial(coefficients, t, n)
     commit_points = [bk.g1_base_mul(a) for a in coeffs]
     commitments = tuple(bk.encode_g1(p) for p in commit_points)
     state = _GroupState(commit_points)
