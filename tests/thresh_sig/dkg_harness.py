@@ -143,9 +143,7 @@ def run_dkg(
 ) -> Run:
     """Run one DKG to the end; returns every participant that finished and its result."""
     bad = bad or {}
-    participants = make_participants(
-        n, t, bad, seed=seed, coefficients=coefficients, **options
-    )
+    participants = make_participants(n, t, bad, seed=seed, coefficients=coefficients, **options)
     run = Run(participants, {})
 
     def broadcast(sender: int, data: bytes | None) -> None:
@@ -200,10 +198,15 @@ def expected_disqualified(n: int, t: int, bad: dict[int, Misbehaviour]) -> set[i
             if other.behaviour == "false_complaints" and dealer in other.targets and j != dealer:
                 complainers.add(j)
         complainers -= silent
-        if len(complainers) > t - 1:
-            dq.add(dealer)
-        elif complainers and m is not None and m.behaviour in (
-            "wrong_reveal", "no_answer", "inconsistent_commitments",
-        ):  # fmt: skip
+        if len(complainers) > t - 1 or (
+            complainers
+            and m is not None
+            and m.behaviour
+            in (
+                "wrong_reveal",
+                "no_answer",
+                "inconsistent_commitments",
+            )
+        ):
             dq.add(dealer)
     return dq

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thresh_sig import combine, sign_share, verify
 from tests.thresh_sig.dkg_harness import BEHAVIOURS, Misbehaviour, expected_disqualified, run_dkg
+from thresh_sig import combine, sign_share, verify
 
 MESSAGE = b"a block the honest replicas certify"
 
@@ -60,7 +60,9 @@ def check_run(n: int, t: int, bad: dict[int, Misbehaviour], seed: int) -> None:
     assert verify(group, MESSAGE, combine(group, shares, MESSAGE))
 
 
-PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROFILE = dict(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @pytest.mark.parametrize(("n", "examples"), [(4, 80), (7, 50), (10, 30)])
