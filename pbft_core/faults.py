@@ -18,9 +18,11 @@ the protocol code itself has no notion of being faulty. The attacks (DESIGN §4)
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import count
+from typing import Protocol
 
+from .attacks import ATTACK_KINDS, Attack
 from .messages import (
     CatchUp,
     CommitCertificate,
@@ -34,22 +36,6 @@ from .messages import (
 )
 from .ready import Dropped, Ready
 from .replica import Replica
-
-ATTACK_KINDS = ("sign", "crash", "dark", "time", "equivocation")
-TARGETED_ATTACKS = frozenset({"dark", "equivocation"})
-
-
-@dataclass(frozen=True)
-class Attack:
-    """One attack a Byzantine replica performs; ``targets`` only for dark / equivocation."""
-
-    kind: str
-    targets: tuple[int, ...] = ()
-
-    def __str__(self) -> str:
-        if not self.targets:
-            return self.kind
-        return f"{self.kind}(" + ", ".join(f"n{t}" for t in self.targets) + ")"
 
 
 def _corrupt(data: bytes) -> bytes:
@@ -143,3 +129,51 @@ class ByzantineReplica:
                 changes[name] = _corrupt(value)
         return replace(message, **changes)
 
+
+class ScheduledByzantine:
+    """A replica that runs honestly until ``onset_ms``, then performs its attacks.
+
+    Same driver API as `Replica`; inspection reaches the honest replica inside, as with
+    `ByzantineReplica` (whose ``time`` attack may still hold messages: ticks release them).
+    """
+
+    def __init__(self, honest: Replica, attacks: tuple[Attack, ...], onset_ms: float) -> None:
+        self.honest = honest
+        self.attacks = attacks
+        self.onset_ms = onset_ms
+        self.byzantine = ByzantineReplica(honest, attacks)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.honest, name)
+
+    def step(self, message: Message, now_ms: float) -> Ready:
+        if now_ms < self.onset_ms:
+            return self.honest.step(message, now_ms)
+        return self.byzantine.step(message, now_ms)
+
+    def tick(self, now_ms: float) -> Ready:
+        if now_ms < self.onset_ms:
+            ready = self.honest.tick(now_ms)
+            # Wake at the onset, so a `time` attacker starts holding messages on schedule.
+            ready.wake_at_ms = self.onset_ms if ready.wake_at_ms is None else min(ready.wake_at_ms, self.onset_ms)
+            return ready
+        return self.byzantine.tick(now_ms)
+
+
+class Node(Protocol):
+    """What every shell drives: an honest `Replica` or one of the Byzantine wrappers around one.
+    ``honest`` is the honest replica inside (a `Replica` is its own), for inspection."""
+
+    @property
+    def honest(self) -> Replica: ...
+    def step(self, message: Message, now_ms: float) -> Ready: ...
+    def tick(self, now_ms: float) -> Ready: ...
+
+
+def make_node(honest: Replica, attacks: tuple[Attack, ...], onset_ms: float = 0.0) -> Node:
+    """`honest` performing `attacks` from `onset_ms` on (itself, with no attacks)."""
+    if not attacks:
+        return honest
+    if onset_ms <= 0:
+        return ByzantineReplica(honest, attacks)
+    return ScheduledByzantine(honest, attacks, onset_ms)

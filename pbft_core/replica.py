@@ -239,6 +239,11 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         return self.stable_seq + self.config.window
 
     @property
+    def honest(self) -> Replica:
+        """The honest replica inside a node (`faults.Node`); a `Replica` is its own."""
+        return self
+
+    @property
     def pending(self) -> dict[RequestKey, Request]:
         """Requests known and not yet executed, oldest first (see `intake`)."""
         return self.intake.pending

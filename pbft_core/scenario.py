@@ -30,9 +30,9 @@ import re
 import stat
 from dataclasses import dataclass, field, replace
 
+from .attacks import ATTACK_KINDS, TARGETED_ATTACKS, Attack
 from .config import ClusterConfig
 from .dispatch import READ_KINDS
-from .faults import ATTACK_KINDS, TARGETED_ATTACKS, Attack
 from .smallbank import (
     CUSTOMER_LETTERS,
     OPERATION_ARGUMENTS,

@@ -16,7 +16,7 @@ import pbft_core
 
 PACKAGE = Path(pbft_core.__file__).parent
 PROTOCOL = (
-    "bank", "catchup", "certificates", "checkpoint", "client", "collector", "config", "crypto",
+    "attacks", "bank", "catchup", "certificates", "checkpoint", "client", "collector", "config", "crypto",
     "deadlines", "dispatch", "fastpath", "faults", "intake", "log", "merkle", "messages", "ready",
     "recovery", "replica", "smallbank", "viewchange",
 )  # fmt: skip

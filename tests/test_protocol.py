@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
+from pbft_core.attacks import Attack
 from pbft_core.config import ClusterConfig
 from pbft_core.dispatch import Outcome
-from pbft_core.faults import Attack
 from pbft_core.messages import SHARE_SIZE, Message, PrePrepare, Request
 from pbft_core.runtime.simulator import Simulation
 from tests.support import assert_honest_live_agree, balance, transfer

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pbft_core.attacks import Attack
 from pbft_core.config import ClusterConfig
 from pbft_core.dispatch import Outcome
-from pbft_core.faults import Attack
 from pbft_core.messages import PrePrepare, Request, batch_digest
 from pbft_core.replica import Replica
 from pbft_core.runtime.simulator import Simulation, make_crypto

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from pbft_core.attacks import Attack
 from pbft_core.bank import Bank
 from pbft_core.config import ClusterConfig
-from pbft_core.faults import Attack
 from pbft_core.messages import Reply, Request, encode
 from pbft_core.ready import CheckpointStable, SlotStatus
 from pbft_core.replica import Replica

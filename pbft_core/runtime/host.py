@@ -41,13 +41,12 @@ from typing import Any
 import msgpack
 
 from ..config import ClusterConfig, Timers, replica_name
-from ..faults import ByzantineReplica
+from ..faults import Node
 from ..messages import DecodeError, Message, Reply, Request, decode, encode
 from ..ready import Event, Ready
 from ..replica import Replica
 from ..storage import ReplicaStore
 
-Node = Replica | ByzantineReplica
 SendToReplica = Callable[[int, bytes], None]
 SendToClient = Callable[[str, bytes], None]
 EventSink = Callable[[float, Event], None]
@@ -98,7 +97,7 @@ class NodeHost:
     @property
     def replica(self) -> Replica:
         """The honest replica's state (a Byzantine wrapper exposes its honest core)."""
-        return self.node.honest if isinstance(self.node, ByzantineReplica) else self.node
+        return self.node.honest
 
     # ---- inputs ----------------------------------------------------------------------------
 

@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
+from ..attacks import Attack
 from ..client import Client, ClientReady, Completion
 from ..config import ACCOUNTS, ClusterConfig
 from ..crypto import NodeCrypto, SimCrypto
 from ..dispatch import TransactionLike, TransactionOutcome
 from ..durable import DurableLog
-from ..faults import Attack, ByzantineReplica
+from ..faults import Node, make_node
 from ..messages import DecodeError, Message, Reply, Request, decode, encode
 from ..ready import (
     DURABLE_EVENTS,
@@ -100,39 +101,9 @@ class NetworkConfig:
     spike_delay_ms_max: float = 0.0
 
 
-class ScheduledByzantine:
-    """A replica that runs honestly until ``onset_ms``, then performs its attacks.
-
-    Same driver API as `Replica`; inspection reaches the honest replica inside, as with
-    `ByzantineReplica` (whose ``time`` attack may still hold messages: ticks release them).
-    """
-
-    def __init__(self, honest: Replica, attacks: tuple[Attack, ...], onset_ms: float) -> None:
-        self.honest = honest
-        self.attacks = attacks
-        self.onset_ms = onset_ms
-        self.byzantine = ByzantineReplica(honest, attacks)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.honest, name)
-
-    def step(self, message: Message, now_ms: float) -> Ready:
-        if now_ms < self.onset_ms:
-            return self.honest.step(message, now_ms)
-        return self.byzantine.step(message, now_ms)
-
-    def tick(self, now_ms: float) -> Ready:
-        if now_ms < self.onset_ms:
-            ready = self.honest.tick(now_ms)
-            # Wake at the onset, so a `time` attacker starts holding messages on schedule.
-            ready.wake_at_ms = self.onset_ms if ready.wake_at_ms is None else min(ready.wake_at_ms, self.onset_ms)
-            return ready
-        return self.byzantine.tick(now_ms)
-
-
 @dataclass
 class SimNode:
-    replica: Replica | ByzantineReplica | ScheduledByzantine
+    replica: Node
     honest: bool
     live: bool
     executed: dict[int, Executed] = field(default_factory=dict)
@@ -152,7 +123,7 @@ class SimNode:
     def inner(self) -> Replica:
         """The honest protocol state inside any Byzantine wrapper."""
         replica = self.replica
-        return replica if isinstance(replica, Replica) else replica.honest
+        return replica.honest
 
 
 def make_crypto(kind: str, seed: int, config: ClusterConfig, clients: Iterable[str]) -> tuple[
@@ -171,14 +142,6 @@ def make_crypto(kind: str, seed: int, config: ClusterConfig, clients: Iterable[s
 
     keys = ClusterKeys.generate(config, list(clients), seed=seed.to_bytes(8, "big", signed=True))
     return (lambda r: keys.replica_secrets[r].crypto(), lambda c: keys.client_secrets[c].crypto())
-
-
-def wrap(honest: Replica, attacks: tuple[Attack, ...], onset_ms: float) -> Replica | ByzantineReplica | ScheduledByzantine:
-    if not attacks:
-        return honest
-    if onset_ms <= 0:
-        return ByzantineReplica(honest, attacks)
-    return ScheduledByzantine(honest, attacks, onset_ms)
 
 
 class Simulation:
@@ -231,7 +194,7 @@ class Simulation:
             node_crypto = self.replica_crypto(r)
             attacks = byzantine.get(r, ())
             self.nodes[r] = SimNode(
-                wrap(Replica(r, self.config, node_crypto), attacks, 0.0),
+                make_node(Replica(r, self.config, node_crypto), attacks),
                 r not in byzantine,
                 r in live_set,
                 replica_id=r,
@@ -264,7 +227,7 @@ class Simulation:
         for _key, node in self.instances(r):
             node.honest = False
             node.attacks, node.onset_ms = attacks, onset_ms
-            node.replica = wrap(node.inner, attacks, onset_ms)
+            node.replica = make_node(node.inner, attacks, onset_ms)
 
     def add_twin(self, r: int) -> SimNode:
         """A second, honest-code instance of replica r with the same identity and keys.
@@ -279,7 +242,7 @@ class Simulation:
         node_crypto = self.replica_crypto(r)
         inner = Replica(r, self.config, node_crypto)
         twin = SimNode(
-            wrap(inner, original.attacks, original.onset_ms),
+            make_node(inner, original.attacks, original.onset_ms),
             False,
             original.live,
             replica_id=r,
@@ -310,7 +273,7 @@ class Simulation:
             assert self.keep_durable, "restart from disk needs keep_durable=True"
             assert node.crypto is not None
             restored = Replica.restore(node.replica_id, self.config, node.crypto, self._read_disk(node))
-            node.replica = wrap(restored, node.attacks, node.onset_ms)
+            node.replica = make_node(restored, node.attacks, node.onset_ms)
         node.up = True
         node.tick_at = None
         self._trace(f"restart {node.address}{' from disk' if from_disk else ''}")
@@ -579,11 +542,9 @@ __all__ = [
     "NetworkConfig",
     "NodeKey",
     "Request",
-    "ScheduledByzantine",
     "SimNode",
     "Simulation",
     "describe",
     "describe_event",
     "make_crypto",
-    "wrap",
 ]

@@ -41,8 +41,8 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..attacks import ATTACK_KINDS
 from ..config import ACCOUNTS
-from ..faults import ATTACK_KINDS
 
 NETWORK_FAULTS = ("loss", "duplicate", "delay", "reorder", "partition")
 NODE_FAULTS = ("crash-restart",)

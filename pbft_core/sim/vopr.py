@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..attacks import Attack
 from ..client import Completion
 from ..config import ClusterConfig
-from ..faults import Attack
 from ..invariants import InvariantChecker, InvariantViolation
 from ..linearizability import History
 from ..runtime.simulator import Livelock, MessageStorm, NetworkConfig, Simulation

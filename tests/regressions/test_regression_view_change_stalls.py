@@ -39,8 +39,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pbft_core.attacks import Attack
 from pbft_core.dispatch import Outcome
-from pbft_core.faults import Attack
 from pbft_core.invariants import InvariantChecker
 from pbft_core.runtime.simulator import Simulation
 from pbft_core.sim.plan import Plan

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ...faults import Attack, ByzantineReplica
+from ...attacks import Attack
+from ...faults import make_node
 from ...keys import NodeSecrets
 from ...ready import Event
 from ...replica import Replica
@@ -94,12 +95,10 @@ class Worker:
     ) -> None:
         config = config_from_bytes(spec.config_bytes)
         replica = Replica(spec.replica_id, config, NodeSecrets.from_bytes(spec.secrets_bytes).crypto())
-        node: Replica | ByzantineReplica = replica
-        if not spec.honest:
-            attacks = tuple(
-                Attack(str(kind), tuple(int(t) for t in targets)) for kind, targets in unpack(spec.attacks_bytes)
-            )
-            node = ByzantineReplica(replica, attacks)
+        attacks = tuple(
+            Attack(str(kind), tuple(int(t) for t in targets)) for kind, targets in unpack(spec.attacks_bytes)
+        )
+        node = make_node(replica, attacks if not spec.honest else ())
         self.store = ReplicaStore(spec.db_path)
         self.store.set_meta(**json.loads(spec.meta_json))
         self.store.commit()

@@ -17,10 +17,11 @@ from typing import Any, cast
 
 from nacl.signing import SigningKey, VerifyKey
 
+from ...attacks import Attack
 from ...clusterfile import Address, ClusterFile
 from ...config import replica_name
 from ...durable import DurableLog
-from ...faults import Attack, ByzantineReplica
+from ...faults import make_node
 from ...keys import NodeSecrets
 from ...messages import MESSAGE_TYPES, Request
 from ...ready import Event
@@ -156,9 +157,7 @@ class ReplicaNode:
         else:
             replica = Replica(self.id, self.config, crypto)
         self.restored_events = len(events)
-        node: Replica | ByzantineReplica = replica
-        if self.attacks:
-            node = ByzantineReplica(replica, self.attacks)
+        node = make_node(replica, self.attacks)
         self.store = ReplicaStore(store_path)
         defaults: dict[str, Any] = {
             "replica": self.name,
