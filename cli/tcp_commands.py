@@ -1,7 +1,8 @@
 """``pbft keygen``, ``pbft node`` and ``pbft client``: replicas as separate processes over TCP.
 
-``keygen`` deals a cluster's keys once and writes ``cluster.toml`` plus one key directory per
-replica and per client; ``node`` serves one replica (durable across ``kill -9``); ``client``
+``keygen`` deals a cluster's keys once (or, with ``--dkg``, has the replicas generate theirs
+together, with no dealer) and writes ``cluster.toml`` plus one key directory per replica and per
+client; ``node`` serves one replica (durable across ``kill -9``); ``client``
 sends one signed request and prints the certified result, or asks every replica for its status.
 See ``docs/deploy.md`` for seven replicas on seven hosts.
 
@@ -75,6 +76,11 @@ def _load_cluster(path: Path) -> ClusterFile:
 @click.option("--state", default="bank", show_default=True, help='Initial replicated state: "bank" or "smallbank:N".')
 @click.option("--seed", default=None, help="Derive every key from this string (reproducible; never for production).")
 @click.option("--force", is_flag=True, help="Overwrite an existing cluster (deals new keys).")
+@click.option(
+    "--dkg",
+    is_flag=True,
+    help="No dealer: the replicas' keys come from a distributed key generation among one local process per replica, each writing its own key directory (docs/deploy.md).",
+)
 def keygen(
     out_dir: Path,
     f: int,
@@ -87,6 +93,7 @@ def keygen(
     state: str,
     seed: str | None,
     force: bool,
+    dkg: bool,
 ) -> None:
     """Deal keys for a cluster: cluster.toml (public) and one key directory per node (secret)."""
     from pbft_core.clusterfile import Address, ClusterFileError, default_clients
@@ -106,6 +113,8 @@ def keygen(
                 raise UsageFailure(f"--hosts: {exc}") from None
     else:
         addresses = {r: Address(host, base_port + r - 1) for r in config.replica_ids}
+    if dkg and seed is not None:
+        raise UsageFailure("--seed derives every key from one string, which is a dealer: drop it with --dkg")
     try:
         cluster = deal(
             out_dir,
@@ -114,10 +123,16 @@ def keygen(
             addresses=addresses,
             seed=seed.encode() if seed is not None else None,
             force=force,
+            dkg=dkg,
         )
     except ClusterFileError as exc:
         raise UsageFailure(str(exc)) from None
     click.echo(f"wrote {cluster.path} (n = {config.n}, f = {f}, {len(cluster.clients)} clients)")
+    if dkg:
+        click.echo(
+            f"  BLS keys by distributed key generation ({config.quorum}-of-{config.n} and "
+            f"{config.n}-of-{config.n}): each replica's process wrote its own key directory"
+        )
     for r in config.replica_ids:
         click.echo(f"  n{r}  {cluster.addresses[r]}  keys in {cluster.secrets_path(f'n{r}').parent}")
     click.echo(f"  clients' keys in {out_dir / 'clients'}/<name>/")

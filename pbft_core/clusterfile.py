@@ -13,8 +13,13 @@ of, and one *secret* file per node that only that node gets::
 
 A secrets file is `keys.NodeSecrets` (msgpack; it also repeats the public keys it was dealt
 with). `load_secrets` refuses a secrets file whose public keys differ from the cluster file's,
-so a node started with a stale key directory fails at once with a clear message instead of
-being refused by every peer later.
+or whose BLS key shares do not match the group keys' commitments (the share's verification key
+must be the one the commitments give for its index), so a node started with a stale, foreign or
+tampered key directory fails at once with a clear message instead of signing shares that every
+collector would throw away.
+
+`keygen` writes the same layout whether a dealer made the keys (the default) or a distributed
+key generation among one process per replica did (``dkg=True``, see `keys.generate_by_dkg`).
 
 The TOML is the source of truth for addresses and parameters: an operator edits the hosts and
 ports (and may tune timers) after keygen, without touching any key. Keys are hex strings.
@@ -32,7 +37,7 @@ import tomli_w
 
 from .config import ACCOUNTS, ClusterConfig, Timers, replica_name
 from .crypto import PublicKeys
-from .keys import ClusterKeys, NodeSecrets
+from .keys import ClusterKeys, DkgRunError, NodeSecrets, generate_by_dkg
 
 FILE_VERSION = 1
 DEFAULT_HOST = "127.0.0.1"
@@ -182,7 +187,36 @@ class ClusterFile:
                 f"{path}: these keys were dealt for another cluster than {self.path} "
                 "(run keygen once and copy its key directories)"
             )
+        self._check_shares(secrets, path)
         return secrets
+
+    def _check_shares(self, secrets: NodeSecrets, path: Path) -> None:
+        """A replica's key shares must lie on the group keys' committed polynomials."""
+        import thresh_sig
+
+        pairs = (("key_share", self.public.group), ("fast_share", self.public.fast_group))
+        for field_name, group_bytes in pairs:
+            share_bytes = getattr(secrets, field_name)
+            if not _is_replica_name(secrets.name):
+                if share_bytes is not None:
+                    raise ClusterFileError(f"{path}: a client's secrets file holds a key share")
+                continue
+            replica = int(secrets.name[1:])
+            what = "certificate" if field_name == "key_share" else "fast-path"
+            try:
+                group = thresh_sig.GroupKey.from_bytes(group_bytes)
+                if share_bytes is None:
+                    raise ClusterFileError(f"{path}: no {what} key share")
+                share = thresh_sig.KeyShare.from_bytes(share_bytes)
+                matches = share.signer == replica and share.verification_key == group.verification_key(replica)
+                matches = matches and share.group_fingerprint == group.fingerprint
+            except thresh_sig.ThresholdError as exc:
+                raise ClusterFileError(f"{path}: unusable {what} key share ({exc})") from None
+            if not matches:
+                raise ClusterFileError(
+                    f"{path}: the {what} key share does not match the group key's commitments "
+                    f"for {secrets.name} (a tampered or foreign share; run keygen again)"
+                )
 
 
 # Public keys other than the identities: the BLS group keys (2f+1-of-n, and n-of-n for the fast
@@ -224,8 +258,15 @@ def keygen(
     addresses: dict[int, Address] | None = None,
     seed: bytes | None = None,
     force: bool = False,
+    dkg: bool = False,
+    dkg_phase_timeout_s: float | None = None,
 ) -> ClusterFile:
-    """Deal a cluster's keys and write ``cluster.toml`` plus one key directory per node.
+    """Make a cluster's keys and write ``cluster.toml`` plus one key directory per node.
+
+    By default one process deals every key (from `seed` if given). With `dkg`, the replicas'
+    keys come from a distributed key generation among one process per replica, each of which
+    writes its own key directory (`keys.generate_by_dkg`); the clients' identities are made
+    here as usual. `seed` cannot be combined with `dkg`: one seed for every key is a dealer.
 
     Refuses to overwrite an existing cluster file unless `force`: re-dealing keys under a
     running cluster would lock every node out of every other.
@@ -240,11 +281,23 @@ def keygen(
         addresses = {
             r: Address(DEFAULT_HOST, DEFAULT_BASE_PORT + r - 1) for r in config.replica_ids
         }
-    keys = ClusterKeys.generate(config, names, seed)
-    cluster = ClusterFile(config, dict(addresses), keys.public, cluster_path)
-    for r, secrets in keys.replica_secrets.items():
-        secrets.save(cluster.secrets_path(replica_name(r)))
-    for c, secrets in keys.client_secrets.items():
+    if dkg:
+        if seed is not None:
+            raise ClusterFileError("a seed and a distributed key generation exclude each other")
+        paths = {r: out_dir / replica_name(r) / SECRETS_FILE for r in config.replica_ids}
+        options = {} if dkg_phase_timeout_s is None else {"phase_timeout_s": dkg_phase_timeout_s}
+        try:
+            public, client_secrets = generate_by_dkg(config, names, paths, **options)
+        except DkgRunError as exc:
+            raise ClusterFileError(f"distributed key generation failed: {exc}") from None
+        cluster = ClusterFile(config, dict(addresses), public, cluster_path)
+    else:
+        keys = ClusterKeys.generate(config, names, seed)
+        cluster = ClusterFile(config, dict(addresses), keys.public, cluster_path)
+        for r, secrets in keys.replica_secrets.items():
+            secrets.save(cluster.secrets_path(replica_name(r)))
+        client_secrets = keys.client_secrets
+    for c, secrets in client_secrets.items():
         secrets.save(cluster.secrets_path(c))
     # Directories holding secrets are private too (the files already are, 0600).
     for name in [*(replica_name(r) for r in config.replica_ids), *names]:

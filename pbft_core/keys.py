@@ -6,6 +6,15 @@ two BLS threshold keys whose shares are the replicas' (share i belongs to replic
 verifies against the sum of its verification keys. (The fast path cannot reuse the 2f+1 key:
 2f+1 of its shares determine all the others.)
 
+`generate_by_dkg` makes the same two keys with no dealer (`pbft keygen --dkg`): one process per
+replica runs `thresh_sig.dkg` twice (t = 2f+1, then t = n: the fast-path key is a DKG too), and
+the parent only routes bytes between them over `multiprocessing` pipes. Each replica process
+draws its own Ed25519 identity and DKG key pair, ends up with its own two key shares, and writes
+its own secrets file; it tells the parent only public things (its identity key, its DKG public
+key, the group keys it computed). Shares travel encrypted to their recipient, so the parent never
+sees one. The parent checks that every replica computed the same group keys from all n
+contributions before anyone writes a file, and writes the clients' keys and the cluster file.
+
 `NodeSecrets` is what one process needs (its own secrets plus everyone's public keys); it has a
 msgpack encoding so the pipes shell can hand it to a worker as bytes, and `save`/`load` for key
 directories (secrets written with mode 0600).
@@ -13,10 +22,13 @@ directories (secrets written with mode 0600).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from nacl.signing import SigningKey
@@ -27,6 +39,20 @@ from .crypto import PublicKeys, RealCrypto
 
 def _seed_for(seed: bytes, label: str) -> bytes:
     return hashlib.sha256(b"pbft/v1/keys/" + seed + b"/" + label.encode()).digest()
+
+
+def _public_fields(p: PublicKeys) -> list[object]:
+    return [sorted(p.replicas.items()), sorted(p.clients.items()), p.group, p.fast_group]
+
+
+def _public_from_fields(fields: list[object]) -> PublicKeys:
+    replicas, clients, group, fast_group = fields
+    return PublicKeys(
+        {int(r): bytes(k) for r, k in replicas},  # type: ignore[attr-defined]
+        {str(c): bytes(k) for c, k in clients},  # type: ignore[attr-defined]
+        bytes(group),  # type: ignore[arg-type]
+        bytes(fast_group),  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True)
@@ -41,30 +67,15 @@ class NodeSecrets:
         return RealCrypto(self.public, self.signing_seed, self.key_share, self.fast_share)
 
     def to_bytes(self) -> bytes:
-        p = self.public
         return msgpack.packb(
-            [
-                self.name,
-                self.signing_seed,
-                self.key_share,
-                self.fast_share,
-                sorted(p.replicas.items()),
-                sorted(p.clients.items()),
-                p.group,
-                p.fast_group,
-            ],
+            [self.name, self.signing_seed, self.key_share, self.fast_share, *_public_fields(self.public)],
             use_bin_type=True,
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> NodeSecrets:
-        name, seed, share, fast, replicas, clients, group, fast_group = msgpack.unpackb(data, raw=False)
-        public = PublicKeys(
-            {int(r): bytes(k) for r, k in replicas},
-            {str(c): bytes(k) for c, k in clients},
-            bytes(group),
-            bytes(fast_group),
-        )
+        name, seed, share, fast, *public_fields = msgpack.unpackb(data, raw=False)
+        public = _public_from_fields(public_fields)
         return cls(
             str(name),
             bytes(seed),
@@ -113,3 +124,223 @@ class ClusterKeys:
             },
             {c: NodeSecrets(c, s, None, None, public) for c, s in client_seeds.items()},
         )
+
+
+# ---- keys without a dealer: `pbft keygen --dkg` -------------------------------------------------
+#
+# Parent <-> participant messages are msgpack lists of bytes and ints over `send_bytes`:
+#   participant: ["hello", identity key, DKG public key]
+#   parent:      ["start", [DKG public key of n1..nN], context]
+#   participant: ["dkg", which key (0 certificates, 1 fast path), message]     a broadcast
+#   parent:      ["dkg", which key, sender, message]                           forwarded to all
+#   participant: ["done", group key, fast group key, qualified, fast qualified]
+#   parent:      ["write", public keys]        (everyone agreed; write your own secrets file)
+#   participant: ["written"]            or, at any point, ["error", text]
+
+DKG_PHASE_TIMEOUT_S = 30.0
+_DKG_KEYS = ("certificates", "fast path")
+
+
+class DkgRunError(RuntimeError):
+    """`generate_by_dkg` could not produce a cluster's keys; the message says why."""
+
+
+def _pack(*items: object) -> bytes:
+    return msgpack.packb(list(items), use_bin_type=True)
+
+
+def dkg_participant_main(conn: Any, spec: bytes) -> None:
+    """One replica's process in `generate_by_dkg` (the target of a spawned process)."""
+    try:
+        _dkg_participant(conn, spec)
+    except Exception as exc:  # report, then exit non-zero: the parent names the replica
+        with contextlib.suppress(OSError):
+            conn.send_bytes(_pack("error", f"{type(exc).__name__}: {exc}"))
+        raise SystemExit(1) from None
+
+
+def _dkg_participant(conn: Any, spec: bytes) -> None:
+    import thresh_sig
+    from thresh_sig.dkg import DkgKeyPair, DkgParticipant
+
+    replica, f, thresholds, secrets_path, phase_timeout_s = msgpack.unpackb(spec, raw=False)
+    n = 3 * f + 1
+    signing_seed = os.urandom(32)
+    keys = DkgKeyPair.generate()
+    conn.send_bytes(_pack("hello", bytes(SigningKey(signing_seed).verify_key), keys.public))
+    kind, dkg_publics, context = msgpack.unpackb(conn.recv_bytes(), raw=False)
+    assert kind == "start", kind
+    runs = [
+        DkgParticipant(
+            replica, t, n, keys, [bytes(k) for k in dkg_publics],
+            context=bytes(context) + b"/" + label.encode(), min_qualified=f + 1,
+        )
+        for t, label in zip(thresholds, _DKG_KEYS, strict=True)
+    ]  # fmt: skip
+    for which, run in enumerate(runs):
+        conn.send_bytes(_pack("dkg", which, run.start()))
+    # The synchrony bound: a phase ends when every message it can bring has arrived (all
+    # participants are live local processes, so this is the usual case) or after the timeout.
+    deadlines = [time.monotonic() + phase_timeout_s for _ in runs]
+    while True:
+        for which, run in enumerate(runs):
+            while run.result is None and (run.phase_complete or time.monotonic() >= deadlines[which]):
+                out = _advance(run)
+                if out is not None:
+                    conn.send_bytes(_pack("dkg", which, out))
+                deadlines[which] = time.monotonic() + phase_timeout_s
+        pending = [d for d, run in zip(deadlines, runs, strict=True) if run.result is None]
+        if not pending:
+            break
+        if conn.poll(max(0.0, min(pending) - time.monotonic())):
+            kind, which, sender, data = msgpack.unpackb(conn.recv_bytes(), raw=False)
+            # Undecodable or foreign bytes are as if never sent: the DKG copes with silence.
+            with contextlib.suppress(thresh_sig.ThresholdError):
+                runs[which].receive(sender, bytes(data))
+    threshold, fast = (run.result for run in runs)
+    assert threshold is not None and fast is not None
+    conn.send_bytes(
+        _pack("done", bytes(threshold.group), bytes(fast.group), threshold.qualified, fast.qualified)
+    )
+    kind, public_fields = msgpack.unpackb(conn.recv_bytes(), raw=False)
+    assert kind == "write", kind
+    public = _public_from_fields(public_fields)
+    # Trust the router for nothing secret: the file is written only if it names our own keys.
+    if (public.group, public.fast_group) != (bytes(threshold.group), bytes(fast.group)):
+        raise DkgRunError("the parent's group keys differ from the ones this replica computed")
+    if public.replicas.get(replica) != bytes(SigningKey(signing_seed).verify_key):
+        raise DkgRunError("the parent's identity key for this replica is not ours")
+    secrets = NodeSecrets(
+        f"n{replica}", signing_seed, bytes(threshold.share), bytes(fast.share), public
+    )
+    path = Path(secrets_path)
+    secrets.save(path)
+    path.parent.chmod(0o700)
+    conn.send_bytes(_pack("written"))
+
+
+def _advance(run: Any) -> bytes | None:
+    from thresh_sig.dkg import Phase
+
+    if run.phase is Phase.DEALING:
+        return run.end_of_dealing()
+    if run.phase is Phase.COMPLAINTS:
+        return run.end_of_complaints()
+    run.end_of_justifications()
+    return None
+
+
+def generate_by_dkg(
+    config: ClusterConfig,
+    clients: list[str],
+    secrets_paths: dict[int, Path],
+    *,
+    phase_timeout_s: float = DKG_PHASE_TIMEOUT_S,
+) -> tuple[PublicKeys, dict[str, NodeSecrets]]:
+    """Run the two DKGs among one process per replica; each writes its own secrets file to
+    ``secrets_paths[r]``. Returns the public keys and the clients' secrets (for the caller to
+    write: client identities are not threshold keys, and no replica needs them).
+
+    Raises:
+        DkgRunError: a participant failed, disagreed, or disqualified someone (every participant
+            is a local honest process here, so anything but a unanimous result is a bug or a
+            crash, never a key to use).
+    """
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    import thresh_sig
+
+    ctx = mp.get_context("spawn")
+    n = config.n
+    thresholds = [config.quorum, config.fast_quorum]
+    conns: dict[int, Any] = {}
+    processes: dict[int, Any] = {}
+    try:
+        for r in config.replica_ids:
+            ours, theirs = ctx.Pipe(duplex=True)
+            spec = _pack(r, config.f, thresholds, str(secrets_paths[r]), phase_timeout_s)
+            process = ctx.Process(
+                target=dkg_participant_main, args=(theirs, spec), name=f"pbft-dkg-n{r}", daemon=True
+            )
+            process.start()
+            theirs.close()
+            conns[r], processes[r] = ours, process
+        deadline = time.monotonic() + 60.0 + 4 * phase_timeout_s
+        by_conn = {conn: r for r, conn in conns.items()}
+        by_sentinel = {p.sentinel: r for r, p in processes.items()}
+        replies: dict[str, dict[int, list[Any]]] = {"hello": {}, "done": {}, "written": {}}
+
+        def pump(stage: str) -> None:
+            """Route broadcasts until every participant has sent `stage`."""
+            while len(replies[stage]) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    missing = sorted(set(config.replica_ids) - set(replies[stage]))
+                    raise DkgRunError(f"timed out waiting for {', '.join(f'n{r}' for r in missing)}")
+                for ready in wait([*by_conn, *by_sentinel], remaining):
+                    if ready in by_sentinel:
+                        r = by_sentinel[ready]
+                        if not conns[r].poll():  # an exit with nothing left to read
+                            raise DkgRunError(f"n{r}'s key generation process exited")
+                        continue
+                    r = by_conn[ready]
+                    try:
+                        kind, *rest = msgpack.unpackb(ready.recv_bytes(), raw=False)
+                    except EOFError:
+                        raise DkgRunError(f"n{r}'s key generation process exited") from None
+                    if kind == "error":
+                        raise DkgRunError(f"n{r}: {rest[0]}")
+                    if kind == "dkg":
+                        which, data = rest
+                        forward = _pack("dkg", which, r, data)
+                        for other, conn in conns.items():
+                            if other != r:
+                                conn.send_bytes(forward)
+                    else:
+                        replies[kind][r] = rest
+
+        pump("hello")
+        identities = {r: bytes(replies["hello"][r][0]) for r in config.replica_ids}
+        dkg_publics = [bytes(replies["hello"][r][1]) for r in config.replica_ids]
+        start = _pack("start", dkg_publics, b"pbft keygen --dkg/" + os.urandom(16))
+        for conn in conns.values():
+            conn.send_bytes(start)
+        pump("done")
+        outcomes = {tuple(bytes(v) if isinstance(v, bytes) else tuple(v) for v in replies["done"][r]) for r in conns}
+        if len(outcomes) != 1:
+            raise DkgRunError("the replicas computed different group keys")
+        group, fast_group, qualified, fast_qualified = outcomes.pop()
+        everyone = tuple(config.replica_ids)
+        if qualified != everyone or fast_qualified != everyone:
+            raise DkgRunError(f"not every replica qualified: {qualified} / {fast_qualified}")
+        fast = thresh_sig.GroupKey.from_bytes(fast_group)
+        if n > 1 and fast.aggregate_key == fast.public_key:  # pragma: no cover - ~2^-255
+            raise DkgRunError("the fast-path key's aggregate equals its public key; run keygen again")
+        client_secrets = _client_secrets(clients)
+        public = PublicKeys(
+            replicas=identities,
+            clients={c: bytes(SigningKey(s.signing_seed).verify_key) for c, s in client_secrets.items()},
+            group=group,
+            fast_group=fast_group,
+        )
+        client_secrets = {c: NodeSecrets(c, s.signing_seed, None, None, public) for c, s in client_secrets.items()}
+        write = _pack("write", _public_fields(public))
+        for conn in conns.values():
+            conn.send_bytes(write)
+        pump("written")
+        return public, client_secrets
+    finally:
+        for conn in conns.values():
+            conn.close()
+        for process in processes.values():
+            process.join(5.0)
+            if process.is_alive():
+                process.terminate()
+                process.join(5.0)
+
+
+def _client_secrets(clients: list[str]) -> dict[str, NodeSecrets]:
+    """Fresh identities for the clients (public keys filled in by the caller)."""
+    placeholder = PublicKeys({}, {}, b"", b"")
+    return {c: NodeSecrets(c, os.urandom(32), None, None, placeholder) for c in clients}
