@@ -23,8 +23,24 @@ measured) or ``t`` individual BLS signatures (96 bytes each; verification estima
 The JSON report also holds the minimum of each operation (``ops_min_ms``), useful when the
 machine is shared and the median is disturbed.
 
+A third table times the distributed key generation (:mod:`thresh_sig.dkg`) for ``t = 2f+1``:
+all ``n`` participants run in this process over a perfect in-memory broadcast, and each one's
+own calls are timed separately, so the figures are *per participant* (what each machine of a
+real run spends computing; network waits excluded):
+
+* ``deal`` — ``start()``: draw the polynomial, commit, encrypt ``n−1`` shares (one
+  Diffie-Hellman per peer);
+* ``verify deals`` — receiving the ``n−1`` deals: decode and subgroup-check the commitments,
+  decrypt one's share and check it against them;
+* ``complaints`` — the complaint round with nobody to complain about (responses, the empty
+  justification phase, summing the qualified contributions into the key);
+* ``complaints (t−1)`` — the same round when one dealer sent ``t−1`` bad shares: the accused
+  reveals them, everyone checks ``t−1`` revealed shares;
+* ``total`` — a whole honest run; ``sent`` — the bytes one participant broadcasts (deal bundle
+  plus response), and ``on the wire`` the same times ``n−1`` recipients.
+
 The py_ecc backend is pure Python (~0.1-0.5 s per operation), so its default is 3 reps and sizes
-4,7,16; the output says so.
+4,7,16 (DKG: 4,7); the output says so.
 
 Mount elsewhere: :data:`cli` is a click command (``group.add_command(thresh_sig.bench.cli,
 name="sig")``) and :func:`main` takes an argv list and returns an exit code.
@@ -64,6 +80,9 @@ __all__ = ["OPS", "cli", "main", "run_benchmark"]
 
 DEFAULT_SIZES = "4,7,16,31,64,100"
 PYECC_DEFAULT_SIZES = "4,7,16"
+DEFAULT_DKG_SIZES = "4,7,16,31"
+PYECC_DEFAULT_DKG_SIZES = "4,7"
+DKG_REPS_MAX = 3
 DEFAULT_REPS = {"blspy": 15, "py_ecc": 3}
 ED25519_SIG_SIZE = 64
 
@@ -221,6 +240,113 @@ def run_benchmark(
     }
 
 
+def _dkg_run(n: int, t: int, backend: str, rep: int, accused: bool) -> dict[str, Any]:
+    """One in-process DKG; each participant's calls timed on their own (ms per participant)."""
+    from .dkg import Deal, DkgKeyPair, DkgParticipant, decode_message
+
+    keys = [DkgKeyPair.generate(seed=b"bench %d/%d" % (n, j), backend=backend) for j in range(n)]
+    publics = [k.public for k in keys]
+    people = [
+        DkgParticipant(
+            j + 1, t, n, keys[j], publics, backend=backend, seed=b"bench %d/%d/%d" % (n, rep, j)
+        )
+        for j in range(n)
+    ]
+    spent = {"deal": 0.0, "verify_deals": 0.0, "complaints": 0.0}
+    clock = time.perf_counter
+
+    def broadcast(sender: int, data: bytes | None, phase: str) -> None:
+        if data is None:
+            return
+        for p in people:
+            if p.index != sender:
+                t0 = clock()
+                p.receive(sender, data)
+                spent[phase] += clock() - t0
+
+    deals = []
+    for p in people:
+        t0 = clock()
+        deals.append(p.start())
+        spent["deal"] += clock() - t0
+    if accused:
+        # Dealer 1 garbles the ciphertexts of t-1 recipients (public message format only): they
+        # complain, it reveals those shares, everyone checks them.
+        deal = decode_message(deals[0])
+        assert isinstance(deal, Deal)
+        garbled = list(deal.encrypted_shares)
+        for k in range(t - 1):
+            garbled[k] = bytes([garbled[k][0] ^ 1]) + garbled[k][1:]
+        deals[0] = bytes(
+            Deal(deal.session, deal.t, deal.n, deal.sender, deal.commitments, tuple(garbled))
+        )
+    for p, data in zip(people, deals, strict=True):
+        broadcast(p.index, data, "verify_deals")
+    for phase_call in ("end_of_dealing", "end_of_complaints"):
+        for p in people:
+            t0 = clock()
+            out = getattr(p, phase_call)()
+            spent["complaints"] += clock() - t0
+            broadcast(p.index, out, "complaints")
+    results = []
+    for p in people:
+        t0 = clock()
+        results.append(p.end_of_justifications())
+        spent["complaints"] += clock() - t0
+    assert len({bytes(r.group) for r in results}) == 1 and results[0].qualified == tuple(
+        range(1, n + 1)
+    )
+    per = {k: v * 1e3 / n for k, v in spent.items()}
+    per["total"] = sum(per.values())
+    per["sent_bytes"] = people[-1].bytes_sent  # an unaccused participant: deal + response
+    return per
+
+
+def run_dkg_benchmark(
+    sizes: Sequence[int],
+    backend: str,
+    reps: int,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The DKG rows: medians over ``reps`` runs of per-participant costs, t = 2f+1."""
+    rows = []
+    gc_was_enabled = gc.isenabled()
+    for n in sizes:
+        t = 2 * ((n - 1) // 3) + 1
+        if progress is not None:
+            progress(f"DKG n={n} t={t}")
+        honest, accused = [], []
+        gc.collect()
+        gc.disable()
+        try:
+            for rep in range(reps):
+                honest.append(_dkg_run(n, t, backend, rep, accused=False))
+                accused.append(_dkg_run(n, t, backend, rep, accused=True))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+        def median(runs: list[dict[str, Any]], key: str) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        sent = honest[0]["sent_bytes"]
+        rows.append(
+            {
+                "n": n,
+                "t": t,
+                "reps": reps,
+                "deal_ms": median(honest, "deal"),
+                "verify_deals_ms": median(honest, "verify_deals"),
+                "complaints_ms": median(honest, "complaints"),
+                "complaints_accused_ms": median(accused, "complaints"),
+                "total_ms": median(honest, "total"),
+                "sent_bytes": sent,
+                "wire_bytes": sent * (n - 1),
+            }
+        )
+    return rows
+
+
 def _fmt(ms: float) -> str:
     # Three significant digits keep every column narrow enough for an 80-column terminal.
     return f"{ms:.3g}" if ms < 1000 else f"{ms:.0f}"
@@ -273,6 +399,43 @@ def _render(report: dict[str, Any], console: Console) -> None:
         "combine / combine+verify: random t-subset per rep, Lagrange-plan cache cleared "
         "(worst case). deal: at most 5 reps. t×BLS verify is t × verify_share."
     )
+    dkg_rows = report.get("dkg") or []
+    if not dkg_rows:
+        return
+    dkg_table = Table(
+        title=f"Distributed key generation, ms per participant (median of {dkg_rows[0]['reps']} "
+        f"runs), backend {report['backend']}",
+        box=box.SIMPLE_HEAD,
+    )
+    for title in (
+        "n",
+        "t",
+        "deal",
+        "verify\ndeals",
+        "complaints",
+        "complaints\n(t−1)",
+        "total",
+        "sent (B)",
+        "on the\nwire (B)",
+    ):
+        dkg_table.add_column(title, justify="right")
+    for row in dkg_rows:
+        dkg_table.add_row(
+            str(row["n"]),
+            str(row["t"]),
+            _fmt(row["deal_ms"]),
+            _fmt(row["verify_deals_ms"]),
+            _fmt(row["complaints_ms"]),
+            _fmt(row["complaints_accused_ms"]),
+            _fmt(row["total_ms"]),
+            str(row["sent_bytes"]),
+            str(row["wire_bytes"]),
+        )
+    console.print(dkg_table)
+    console.print(
+        "complaints (t−1): one dealer's shares to t−1 recipients fail, it reveals them. "
+        "sent: one participant's broadcasts; on the wire: × (n−1) recipients."
+    )
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -299,13 +462,25 @@ def _parse_sizes(text: str) -> list[int]:
 )
 @click.option("--reps", type=click.IntRange(1, 10_000), default=None, help="Repetitions per op.")
 @click.option(
+    "--dkg-sizes",
+    default=None,
+    help=f"n values of the DKG table (default {DEFAULT_DKG_SIZES}, or the --sizes up to 31; "
+    f"py_ecc: {PYECC_DEFAULT_DKG_SIZES}); 'none' skips it.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     help="Also write the report as JSON to this file.",
 )
-def cli(backend: str | None, sizes: str | None, reps: int | None, json_path: str | None) -> None:
+def cli(
+    backend: str | None,
+    sizes: str | None,
+    reps: int | None,
+    dkg_sizes: str | None,
+    json_path: str | None,
+) -> None:
     """Benchmark thresh_sig: per-operation medians and certificate size against n."""
     console = Console()
     if not console.is_terminal:
@@ -323,8 +498,22 @@ def cli(backend: str | None, sizes: str | None, reps: int | None, json_path: str
                 + ("" if sizes else f" and sizes {PYECC_DEFAULT_SIZES}")
                 + " (override with --reps/--sizes).[/yellow]"
             )
+    if dkg_sizes is None:
+        if sizes:
+            dkg_list = [n for n in size_list if n <= 31]
+        else:
+            dkg_list = _parse_sizes(
+                PYECC_DEFAULT_DKG_SIZES if bk.name == "py_ecc" else DEFAULT_DKG_SIZES
+            )
+    elif dkg_sizes.strip().lower() == "none":
+        dkg_list = []
+    else:
+        dkg_list = _parse_sizes(dkg_sizes)
     with console.status("benchmarking…") as status:
         report = run_benchmark(size_list, bk.name, reps, progress=lambda s: status.update(s))
+        report["dkg"] = run_dkg_benchmark(
+            dkg_list, bk.name, min(reps, DKG_REPS_MAX), progress=lambda s: status.update(s)
+        )
     _render(report, console)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:

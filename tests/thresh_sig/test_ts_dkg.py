@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +21,7 @@ from thresh_sig import (
     MalformedError,
     ThresholdError,
     aggregate_all,
+    bench,
     combine,
     deal,
     sign_share,
@@ -275,3 +279,23 @@ def test_a_participant_given_random_bytes_raises_only_the_package_errors(data: b
 
 
 _RECEIVER = make_participants(4, 3, seed=b"fuzz")[1]
+
+
+# ---- the README's example and the benchmark rows ------------------------------------------------
+
+
+def test_the_readme_dkg_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = Path(thresh_sig.__file__).parent / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    example = next(b for b in blocks if "DkgParticipant" in b)
+    exec(compile(example, str(readme), "exec"), {"__name__": "readme_dkg_example"})
+    assert capsys.readouterr().out.startswith("dkg ok ")
+
+
+def test_the_benchmark_has_dkg_rows(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--sizes", "4", "--reps", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["dkg"]
+    assert (row["n"], row["t"], row["sent_bytes"], row["wire_bytes"]) == (4, 3, 378, 3 * 378)
+    assert row["complaints_accused_ms"] > 0 and row["total_ms"] >= row["deal_ms"]
+    assert bench.main(["--sizes", "4", "--reps", "1", "--dkg-sizes", "none"]) == 0
