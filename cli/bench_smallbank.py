@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import DEFAULT_DATA_DIR
+from .common import (
+    DEFAULT_DATA_DIR,
+    check_output_file,
+    check_writable_dir,
+    is_stdout,
+    make_console,
+    write_output,
+)
 from .errors import UsageFailure
 
 if TYPE_CHECKING:
@@ -82,7 +89,7 @@ ALL_LIVE = "[n1, n2, n3, n4, n5, n6, n7]"
 @click.option("--live", default=ALL_LIVE, show_default=True, help="csv: every set's Live column.")
 @click.option("--byzantine", default="[]", show_default=True, help="csv: every set's Byzantine column.")
 @click.option("--attack", default="[]", show_default=True, help="csv: every set's Attack column, e.g. 'time; dark(n6)'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True, help="The file to write ('-': stdout).")
 def generate(
     file_format: str,
     count: int | None,
@@ -106,22 +113,30 @@ def generate(
     accounts = defaults["accounts"] if accounts is None else accounts
     hot_accounts = defaults["hot_accounts"] if hot_accounts is None else hot_accounts
     spec = _spec(accounts, hot_accounts, hot_probability, seed)
-    if not output.parent.is_dir():
-        raise UsageFailure(f"-o: directory {output.parent} does not exist")
-    if file_format == "jsonl":
-        transactions = WorkloadGenerator(spec).take(count)
-        write_workload(output, spec, transactions)
-        what = f"{count} transactions"
-    else:
-        _check_scenario_columns(accounts, live, byzantine, attack)
-        generator = WorkloadGenerator(spec)
-        sets = [generator.take(count) for _ in range(set_count)]
-        write_scenario_csv(output, sets, live=live, byzantine=byzantine, attack=attack)
-        transactions = [t for s in sets for t in s]
-        what = f"{set_count} set{'s' if set_count > 1 else ''} of {count} transactions"
+    check_output_file(output, "-o")
+    # `-o -`: the file goes to stdout, written to a temporary file first (the writers take a
+    # path), and the summary line to stderr.
+    import tempfile
+
+    to_stdout = is_stdout(output)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "out" if to_stdout else output
+        if file_format == "jsonl":
+            transactions = WorkloadGenerator(spec).take(count)
+            write_workload(path, spec, transactions)
+            what = f"{count} transactions"
+        else:
+            _check_scenario_columns(accounts, live, byzantine, attack)
+            generator = WorkloadGenerator(spec)
+            sets = [generator.take(count) for _ in range(set_count)]
+            write_scenario_csv(path, sets, live=live, byzantine=byzantine, attack=attack)
+            transactions = [t for s in sets for t in s]
+            what = f"{set_count} set{'s' if set_count > 1 else ''} of {count} transactions"
+        if to_stdout:
+            write_output(output, path.read_text())
     mix = Counter(t.op for t in transactions)
     shares = ", ".join(f"{op} {100 * k / len(transactions):.0f}%" for op, k in sorted(mix.items()))
-    click.echo(f"wrote {what} to {output} ({shares})")
+    click.echo(f"wrote {what} to {'stdout' if to_stdout else output} ({shares})", err=to_stdout)
 
 
 def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: str) -> None:
@@ -156,7 +171,7 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 @click.option("--inflight", type=click.IntRange(1, 256), default=8, show_default=True, help="Most batches the leader keeps in flight.")
 @click.option("--checkpoint-interval", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Sequence numbers between checkpoints (K).")
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Write the report as JSON here ('-': stdout; the tables go to stderr).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Measure this many times (a fresh cluster and floor each time) and report the median run; the JSON lists every run.")
@@ -194,8 +209,6 @@ def bench_smallbank(
     from pbft_core.runtime.loadgen import LoadOptions
     from pbft_core.smallbank_workload import WorkloadError, read_workload
 
-    from .main import _console
-
     spec = _spec(accounts, hot_accounts, hot_probability, seed)
     transactions: tuple[Any, ...] = ()
     if workload is not None:
@@ -204,9 +217,12 @@ def bench_smallbank(
         except WorkloadError as exc:
             raise UsageFailure(str(exc)) from None
         transactions = tuple(loaded)
-    for flag, path in (("--json", json_path), ("--plot", plot_path)):
-        if path is not None and not path.parent.is_dir():
-            raise UsageFailure(f"{flag}: directory {path.parent} does not exist")
+    check_output_file(json_path, "--json")
+    if is_stdout(plot_path):
+        raise UsageFailure("--plot: a PNG is written to a file, not to stdout")
+    check_output_file(plot_path, "--plot")
+    if cluster_path is None:
+        check_writable_dir(data_dir, "--data-dir")
     config = ClusterConfig(
         timers=Timers(batch_wait_ms=batch_wait),
         state=spec.state,
@@ -215,7 +231,7 @@ def bench_smallbank(
         checkpoint_interval=checkpoint_interval,
         fast_path=fast_path,
     )
-    console = _console()
+    console = make_console(stderr=is_stdout(json_path))
     options = LoadOptions(
         config=config,
         spec=spec,
@@ -240,7 +256,7 @@ def bench_smallbank(
         report = with_repeats(reports)
         render_repeats(console, report)
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_output(json_path, json.dumps(report, indent=2) + "\n")
     if plot_path is not None:
         _plot(report, plot_path)
         console.print(f"plot: {plot_path}")
@@ -468,7 +484,22 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
     console.print(table)
     cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(report["cpu_s"].items()))
     console.print(f"[dim]CPU seconds in the measured window: {cpu}[/]")
-    console.print(f"[dim]crypto (µs): {', '.join(f'{k} {v}' for k, v in report['crypto_costs_us'].items())}[/]")
+    costs = ", ".join(f"{CRYPTO_LABELS.get(k, k)} {v:g}" for k, v in report["crypto_costs_us"].items())
+    console.print(f"[dim]cost of each primitive on this machine, µs: {costs}[/]")
+
+
+# The floor's primitives as people name them (the JSON keeps the keys).
+CRYPTO_LABELS = {
+    "ed25519_sign_us": "Ed25519 sign",
+    "ed25519_verify_us": "Ed25519 verify",
+    "bls_sign_us": "BLS share sign",
+    "bls_verify_us": "BLS verify",
+    "bls_combine_us": "BLS combine 2f+1 shares",
+    "bls_aggregate_us": "BLS aggregate n shares",
+    "bls_decode_us": "BLS decode a point",
+}
+# The latency percentiles the plot marks, each its own colour and dash (the bars are blue).
+PLOT_PERCENTILES = (("p50", "tab:green", "--"), ("p90", "tab:orange", "-."), ("p99", "tab:red", ":"))
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:
@@ -480,19 +511,23 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     timeline = report["timeline"]
     width = timeline["bucket_s"]
     rates = [count / width for count in timeline["completed"]]
-    times = [i * width for i in range(len(rates))]
+    # steps-post draws each bucket from its start to the next point: one more point at the end
+    # of the window, or the last bucket would have no width.
+    times = [i * width for i in range(len(rates) + 1)]
+    rates = [*rates, rates[-1]] if rates else [0.0, 0.0]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(times, rates, drawstyle="steps-post")
-    left.axhline(report["throughput_tps"], linestyle="--", linewidth=1, label=f"mean {report['throughput_tps']:.0f} tx/s")
+    left.axhline(report["throughput_tps"], color="tab:gray", linestyle="--", linewidth=1, label=f"mean {report['throughput_tps']:.0f} tx/s")
     left.set_xlabel("seconds into the measured window")
     left.set_ylabel("committed tx/s")
     left.set_ylim(bottom=0)
     left.set_title("Throughput")
     left.legend()
     samples = report["latencies_ms_sample"]
-    right.hist(samples, bins=50)
-    for q in ("p50", "p99"):
-        right.axvline(report["latency_ms"][q], linestyle="--", linewidth=1, label=f"{q} {report['latency_ms'][q]:.0f} ms")
+    right.hist(samples, bins=50, color="tab:blue")
+    for q, colour, dash in PLOT_PERCENTILES:
+        value = report["latency_ms"][q]
+        right.axvline(value, color=colour, linestyle=dash, linewidth=1.5, label=f"{q} {value:.0f} ms")
     right.set_xlabel("latency (ms)")
     right.set_ylabel("transactions")
     right.set_title("Latency distribution")

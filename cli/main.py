@@ -16,13 +16,14 @@ every worker, so this module must stay cheap to import.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import DEFAULT_DATA_DIR, make_console
+from .common import DEFAULT_DATA_DIR, make_console, path_error_text
 from .errors import UsageFailure
 
 if TYPE_CHECKING:
@@ -60,8 +61,82 @@ class _LazyBenchGroup(click.Group):
         return loaded
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="pbft", prog_name="pbft")
+# Exit codes every command shares (docs/cli.md): Ctrl-C as a shell reports SIGINT, a closed
+# output (``pbft run ... | head``) as it reports SIGPIPE.
+EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 141
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and Python's exit flush must not fail."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test runner's buffer)
+        pass
+    finally:
+        os.close(devnull)
+
+
+class PbftGroup(click.Group):
+    """The ``pbft`` group: turns what escapes a command into the documented exit codes, never a
+    traceback: Ctrl-C exits 130, a closed output 141 (quietly), and a path the system refused
+    (a directory that is a file, unwritable, ...) one ``error: PATH: why`` line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            silence_stdout()
+            ctx.exit(EXIT_OUTPUT_CLOSED)
+        except OSError as exc:
+            text = path_error_text(exc)
+            if text is None:
+                raise
+            raise UsageFailure(text) from None
+
+
+def _versions() -> str:
+    """``pbft --version``: the program, the protocol and report formats, and what runs them."""
+    import platform
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return "\n".join(
+        (
+            f"pbft {version('pbft')}",
+            "protocol pbft/v1 (wire domains), JSON report version 1, database schema 1",
+            f"Python {platform.python_version()} ({platform.python_implementation()}, {platform.machine()})",
+            f"blspy {version('blspy')} · PyNaCl {version('pynacl')} · click {version('click')} · rich {version('rich')}",
+        )
+    )
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_versions())
+        ctx.exit()
+
+
+@click.group(cls=PbftGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the versions of pbft, its protocol and formats, Python, blspy and PyNaCl.",
+)
 def main() -> None:
     """pbft: a Byzantine-fault-tolerant replicated bank (Linear PBFT, BLS threshold certificates)."""
 
@@ -70,15 +145,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("scenario", type=click.Path(path_type=Path))
 @click.option(
     "--non-interactive", is_flag=True, help="Never prompt between sets (implied without a TTY)."
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON report here.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the JSON report here ('-': stdout, once the run ends; the tables go to stderr).",
 )
 @click.option(
     "--data-dir",
@@ -167,8 +242,10 @@ def run(
         raise UsageFailure(f"--sets: {exc}") from None
     if not sets:
         raise UsageFailure(f"{scenario}: no sets to play")
-    if json_path is not None and not json_path.parent.is_dir():
-        raise UsageFailure(f"--json: directory {json_path.parent} does not exist")
+    from .common import check_output_file, check_writable_dir, is_stdout
+
+    check_output_file(json_path, "--json")
+    check_writable_dir(data_dir, "--data-dir")
     from .runner import RunOptions, play
 
     options = RunOptions(
@@ -184,13 +261,35 @@ def run(
         verbose=verbose,
         transport=transport,
     )
-    sys.exit(play(_console(), sets, options))
+    sys.exit(play(make_console(stderr=is_stdout(json_path)), sets, options))
 
 
 # ---- inspect ---------------------------------------------------------------------------------
 
 
+def _data_dir_option(fn: Any) -> Any:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATA_DIR,
+        envvar="PBFT_DATA_DIR",
+        show_default=True,
+        help=DATA_DIR_HELP + " A TCP node's --data-dir (its nK.sqlite files) works too.",
+    )(fn)
+
+
+def _json_option(fn: Any) -> Any:
+    return click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        default=None,
+        help="Write the view as JSON to this file instead of the table ('-': stdout).",
+    )(fn)
+
+
 def _target_options(fn: Any) -> Any:
+    fn = _json_option(fn)
     fn = click.option(
         "--set",
         "set_number",
@@ -201,29 +300,45 @@ def _target_options(fn: Any) -> Any:
     fn = click.option(
         "--run", "run_id", default=None, help="Run id or unique prefix (default: the latest run)."
     )(fn)
-    fn = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_DATA_DIR,
-        envvar="PBFT_DATA_DIR",
-        show_default=True,
-        help=DATA_DIR_HELP,
-    )(fn)
-    return fn
+    return _data_dir_option(fn)
 
 
-def _resolve(
-    data_dir: Path, run_id: str | None, set_number: int | None
-) -> tuple[Path, int, dict[str, Any] | None]:
-    """(set directory, set number, the set's report if the run index has it)."""
-    from pbft_core.storage import RunIndex, find_run, set_dir, set_numbers_on_disk
+def _find_run(data_dir: Path, run_id: str | None) -> Path:
+    from pbft_core.storage import list_runs
 
-    run_dir = find_run(data_dir, run_id)
-    if run_dir is None:
-        if run_id is None:
+    runs = list_runs(data_dir)
+    if not runs:
+        if (data_dir / "runs").is_dir() or run_id is None:
             raise UsageFailure(f"no runs under {data_dir} (play one with `pbft run FILE`)")
-        raise UsageFailure(f"no run {run_id!r} under {data_dir} (see `pbft runs`)")
+        raise UsageFailure(f"no run {run_id!r} under {data_dir}: it holds no runs")
+    if run_id is None:
+        return runs[-1]
+    exact = [p for p in runs if p.name == run_id]
+    if exact:
+        return exact[0]
+    matches = [p for p in runs if p.name.startswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(p.name for p in matches[:10]) + (" …" if len(matches) > 10 else "")
+        raise UsageFailure(f"--run {run_id!r} is ambiguous: {len(matches)} runs start with it ({names})")
+    raise UsageFailure(f"no run {run_id!r} under {data_dir} (see `pbft runs`)")
+
+
+def _resolve(data_dir: Path, run_id: str | None, set_number: int | None) -> Any:
+    """The `views.Target` the options name: a set of a stored run, or a node's data directory."""
+    from pbft_core.storage import RunIndex, set_dir, set_numbers_on_disk
+
+    from .views import Target, replica_ids
+
+    if data_dir.is_dir() and replica_ids(data_dir) and not (data_dir / "runs").is_dir():
+        # A TCP node's data directory (`pbft node --data-dir`): its nK.sqlite files, no runs.
+        if run_id is not None or set_number is not None:
+            raise UsageFailure(f"{data_dir} is a node's data directory: it has no runs or sets")
+        return Target(data_dir, "node")
+    run_dir = _find_run(data_dir, run_id)
     with RunIndex(run_dir, read_only=True) as index:
+        info = index.info()
         played = index.sets()
         on_disk = set_numbers_on_disk(run_dir)
         if set_number is None:
@@ -231,13 +346,17 @@ def _resolve(
                 set_number = max(played, key=lambda s: s["started_at"])["number"]
             elif on_disk:
                 set_number = on_disk[-1]
+            elif info.get("ended") == "interrupted" or "exit_code" in info:
+                raise UsageFailure(
+                    f"run {run_dir.name} was {info.get('ended', 'stopped')} before its first set started"
+                )
             else:
-                raise UsageFailure(f"run {run_dir.name} has no sets yet")
+                raise UsageFailure(f"run {run_dir.name} has not started a set yet")
         if set_number not in on_disk:
             sets_text = ", ".join(map(str, on_disk)) or "none"
             raise UsageFailure(f"run {run_dir.name} has no set {set_number} (sets: {sets_text})")
         report = index.set_report(set_number)
-    return set_dir(run_dir, set_number), set_number, report
+    return Target(set_dir(run_dir, set_number), "run", run_dir.name, set_number, report)
 
 
 def _replica_arg(value: str) -> int:
@@ -247,24 +366,61 @@ def _replica_arg(value: str) -> int:
         replica = parse_replica(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if not 1 <= replica <= 7:
-        raise click.BadParameter(f"no replica n{replica} (n1..n7)")
+    if not 1 <= replica <= 100:
+        raise click.BadParameter(f"no replica {value!r}")
     return replica
 
 
-def _header(console: Console, set_dir: Path, set_number: int) -> None:
-    console.print(f"[dim]run {set_dir.parent.name} · set {set_number}[/dim]")
+class _InspectView:
+    """What an inspect command needs around its view: the target (the prompt hands its own set in
+    ``ctx.obj`` unless --run/--set/--data-dir name another), the console, and table or JSON."""
+
+    def __init__(self, data_dir: Path, run_id: str | None, set_number: int | None) -> None:
+        from click.core import ParameterSource
+
+        ctx = click.get_current_context()
+        obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+        named = any(
+            ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE
+            for p in ("data_dir", "run_id", "set_number")
+        )
+        self.target = obj["target"] if "target" in obj and not named else _resolve(data_dir, run_id, set_number)
+        self.console: Console = obj.get("console") or _console()
+
+    def show(self, name: str, build: Any, render: Any, json_path: Path | None) -> None:
+        from .views import ViewError, document
+
+        try:
+            data = build()
+        except ViewError as exc:
+            raise UsageFailure(str(exc)) from None
+        if json_path is not None:
+            from .common import check_output_file, write_output
+
+            check_output_file(json_path, "--json")
+            write_output(json_path, json.dumps(document(name, self.target, data), indent=2) + "\n")
+            return
+        self.console.print(f"[dim]{escape(self.target.label)}[/dim]")
+        render(self.console, data)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 @main.group()
 def inspect() -> None:
-    """Look at what the replicas of a finished set did (reads their SQLite files)."""
+    """Look at what the replicas of a finished set (or a TCP node's data directory) did."""
 
 
 @inspect.command("log")
 @click.argument("replica")
 @click.option("--all", "show_all", is_flag=True, help="Include the periodic Status gossip.")
-@click.option("--type", "types", multiple=True, help="Only these message types (repeatable).")
+@click.option(
+    "--type", "types", multiple=True, help="Only these message types, any case (repeatable, or comma-separated)."
+)
 @click.option("--tail", type=click.IntRange(1), default=None, help="Only the last N messages.")
 @_target_options
 def inspect_log(
@@ -275,15 +431,18 @@ def inspect_log(
     data_dir: Path,
     run_id: str | None,
     set_number: int | None,
+    json_path: Path | None,
 ) -> None:
     """Messages replica N received (←) and sent (→), in order (PrintLog)."""
-    from . import render
+    from . import render, views
 
-    set_dir, number, _ = _resolve(data_dir, run_id, set_number)
-    console = _console()
-    _header(console, set_dir, number)
-    render.render_log(
-        console, set_dir, _replica_arg(replica), show_all=show_all, types=types, tail=tail
+    view = _InspectView(data_dir, run_id, set_number)
+    r = _replica_arg(replica)
+    view.show(
+        "log",
+        lambda: views.log_view(view.target, r, show_all=show_all, types=types, tail=tail),
+        render.render_log,
+        json_path,
     )
 
 
@@ -291,77 +450,80 @@ def inspect_log(
 @click.argument("replica", required=False)
 @_target_options
 def inspect_db(
-    replica: str | None, data_dir: Path, run_id: str | None, set_number: int | None
+    replica: str | None, data_dir: Path, run_id: str | None, set_number: int | None, json_path: Path | None
 ) -> None:
     """What the databases hold: every replica at a glance, or replica N in detail (PrintDB)."""
-    from . import render
+    from . import render, views
 
-    set_dir, number, _ = _resolve(data_dir, run_id, set_number)
-    console = _console()
-    _header(console, set_dir, number)
+    view = _InspectView(data_dir, run_id, set_number)
     if replica is None:
-        render.render_db_overview(console, set_dir)
+        where = str(view.target.dir)
+        view.show(
+            "db",
+            lambda: views.db_overview_view(view.target),
+            lambda console, data: render.render_db_overview(console, data, where),
+            json_path,
+        )
     else:
-        render.render_db(console, set_dir, _replica_arg(replica))
+        r = _replica_arg(replica)
+        view.show("db", lambda: views.db_view(view.target, r), render.render_db, json_path)
 
 
 @inspect.command("status")
 @click.argument("seq", type=click.IntRange(1))
 @_target_options
-def inspect_status(seq: int, data_dir: Path, run_id: str | None, set_number: int | None) -> None:
+def inspect_status(
+    seq: int, data_dir: Path, run_id: str | None, set_number: int | None, json_path: Path | None
+) -> None:
     """PP / P / C / E / X of sequence number SEQ at every replica (PrintStatus)."""
-    from . import render
+    from . import render, views
 
-    set_dir, number, _ = _resolve(data_dir, run_id, set_number)
-    console = _console()
-    _header(console, set_dir, number)
-    render.render_status(console, set_dir, seq)
+    view = _InspectView(data_dir, run_id, set_number)
+    view.show("status", lambda: views.status_view(view.target, seq), render.render_status, json_path)
 
 
 @inspect.command("view")
 @_target_options
-def inspect_view(data_dir: Path, run_id: str | None, set_number: int | None) -> None:
-    """Every NEW-VIEW of the set with its parameters (PrintView)."""
-    from . import render
+def inspect_view(data_dir: Path, run_id: str | None, set_number: int | None, json_path: Path | None) -> None:
+    """View changes started, and every NEW-VIEW of the set with its V and O (PrintView)."""
+    from . import render, views
 
-    set_dir, number, _ = _resolve(data_dir, run_id, set_number)
-    console = _console()
-    _header(console, set_dir, number)
-    render.render_view(console, set_dir)
+    view = _InspectView(data_dir, run_id, set_number)
+    view.show("view", lambda: views.view_changes_view(view.target), render.render_view, json_path)
 
 
 @inspect.command("perf")
 @click.argument("replica", required=False)
 @_target_options
 def inspect_perf(
-    replica: str | None, data_dir: Path, run_id: str | None, set_number: int | None
+    replica: str | None, data_dir: Path, run_id: str | None, set_number: int | None, json_path: Path | None
 ) -> None:
-    """Throughput, latency, and per-replica message and protocol counters."""
-    from . import render
+    """Throughput and latency of the set, and per-replica log rows and protocol counters."""
+    from . import render, views
 
-    set_dir, number, report = _resolve(data_dir, run_id, set_number)
-    console = _console()
-    _header(console, set_dir, number)
-    render.render_perf(console, set_dir, report, _replica_arg(replica) if replica else None)
+    view = _InspectView(data_dir, run_id, set_number)
+    r = _replica_arg(replica) if replica else None
+    view.show("perf", lambda: views.perf_view(view.target, r), render.render_perf, json_path)
 
 
 # ---- runs, bench -----------------------------------------------------------------------------
 
 
 @main.command()
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    envvar="PBFT_DATA_DIR",
-    show_default=True,
-    help=DATA_DIR_HELP,
-)
-def runs(data_dir: Path) -> None:
+@_data_dir_option
+@_json_option
+def runs(data_dir: Path, json_path: Path | None) -> None:
     """List the runs stored under the data directory."""
-    from . import render
+    from . import render, views
 
-    render.render_runs(_console(), data_dir)
+    data = views.runs_view(data_dir)
+    if json_path is not None:
+        from .common import check_output_file, write_output
+
+        check_output_file(json_path, "--json")
+        write_output(json_path, json.dumps(data, indent=2) + "\n")
+        return
+    render.render_runs(_console(), data)
 
 
 @main.group(cls=_LazyBenchGroup)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -19,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from pbft_core.config import ACCOUNTS, replica_name
+from pbft_core.config import ACCOUNTS
 from pbft_core.smallbank import (
     OPERATION_ARGUMENTS,
     checking,
@@ -27,13 +26,16 @@ from pbft_core.smallbank import (
     operation_text,
     savings,
 )
-from pbft_core.storage import ReplicaStore, RunIndex, list_runs, replica_db_file
-
-HIDDEN_BY_DEFAULT = ("Status",)  # periodic progress gossip: every replica, every 150 ms
 
 
-def _table(title: str | None = None, **kwargs: Any) -> Table:
+def make_table(title: str | None = None, **kwargs: Any) -> Table:
+    """The one table style of every `pbft` command: a rule under the header, the title on the
+    left and never wrapped (the table is at least as wide as its title)."""
+    kwargs.setdefault("min_width", len(title) if title else None)
     return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, **kwargs)
+
+
+_table = make_table
 
 
 def _fmt_ms(value: float | None) -> str:
@@ -136,11 +138,7 @@ def transactions_table(report: dict[str, Any]) -> Table:
 
 
 def _role(r: dict[str, Any]) -> Text:
-    if not r["live"]:
-        return Text("down", style="dim")
-    if not r["honest"]:
-        return Text("byzantine", style="magenta")
-    return Text("honest")
+    return _role_cell(r)
 
 
 def replicas_table(report: dict[str, Any]) -> Table:
@@ -241,47 +239,24 @@ def print_set_summary(console: Console, report: dict[str, Any]) -> None:
     console.print()
 
 
-# ---- inspect ---------------------------------------------------------------------------------
+# ---- inspect: each renders one view's data (cli/views.py), the same dict --json prints -------
 
 
-def _open(set_dir: Path, replica: int) -> ReplicaStore:
-    path = replica_db_file(set_dir, replica)
-    if not path.exists():
-        raise FileNotFoundError(f"no database for {replica_name(replica)} in {set_dir}")
-    return ReplicaStore(path, read_only=True)
+def _role_cell(r: dict[str, Any]) -> Text:
+    """``honest``, ``down``, or ``byzantine`` with what it does (``byzantine: time; dark(n6)``)."""
+    if not r["live"]:
+        return Text("down", style="dim")
+    if not r["honest"]:
+        attacks = "; ".join(r.get("attacks") or [])
+        return Text(f"byzantine: {attacks}" if attacks else "byzantine", style="magenta")
+    return Text("honest")
 
 
-def _replica_ids(set_dir: Path) -> list[int]:
-    return sorted(int(p.stem[1:]) for p in set_dir.glob("n*.sqlite") if p.stem[1:].isdigit())
-
-
-def render_log(
-    console: Console,
-    set_dir: Path,
-    replica: int,
-    *,
-    show_all: bool = False,
-    types: tuple[str, ...] = (),
-    tail: int | None = None,
-) -> None:
-    """Every message replica `replica` received (←) and sent (→), in order."""
-    with _open(set_dir, replica) as store:
-        meta = store.meta()
-        if types:
-            rows = store.messages(types=types)
-        else:
-            rows = store.messages(exclude=() if show_all else HIDDEN_BY_DEFAULT)
-        hidden = (
-            0
-            if show_all or types
-            else sum(n for (_, t), n in store.message_counts().items() if t in HIDDEN_BY_DEFAULT)
-        )
-    shown = rows[-tail:] if tail else rows
-    role = (
-        "honest" if meta.get("honest", True) else "byzantine " + ", ".join(meta.get("attacks", []))
-    )
-    live = "live" if meta.get("live", True) else "disconnected"
-    table = _table(f"{replica_name(replica)} message log — set {meta.get('set')} ({role}, {live})")
+def render_log(console: Console, data: dict[str, Any], tail: int | None = None) -> None:
+    """Every message a replica received (←) and sent (→), in order."""
+    role = _role_cell(data).plain
+    live = "live" if data["live"] else "disconnected"
+    table = _table(f"{data['replica']} message log — set {data['set']} ({role}, {live})")
     for name, justify in (
         ("t ms", "right"),
         ("", "left"),
@@ -293,9 +268,9 @@ def render_log(
         ("summary", "left"),
     ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for row in shown:
+    for row in data["messages"]:
         arrow = Text("←", style="cyan") if row["direction"] == "in" else Text("→", style="green")
-        summary = row["summary"] or ""
+        summary = row["summary"]
         if row["note"]:
             summary = f"{summary} [{row['note']}]".strip()
         table.add_row(
@@ -306,136 +281,112 @@ def render_log(
             "" if row["view"] is None else str(row["view"]),
             "" if row["seq"] is None else str(row["seq"]),
             (row["digest"] or "")[:8],
-            summary,
+            Text(summary),
         )
     console.print(table)
-    notes = [f"{len(rows)} messages"]
-    if tail and len(rows) > tail:
-        notes.append(f"last {tail} shown")
-    if hidden:
-        notes.append(f"{hidden} periodic Status gossip messages hidden (--all shows them)")
+    notes = [f"{data['total']} messages"]
+    if len(data["messages"]) < data["total"]:
+        notes.append(f"last {len(data['messages'])} shown")
+    if data["hidden_status"]:
+        notes.append(f"{data['hidden_status']} periodic Status gossip messages hidden (--all shows them)")
     console.print(Text(" · ".join(notes), style="dim"))
 
 
-def render_db_overview(console: Console, set_dir: Path) -> None:
-    """One line per replica database of the set: who it is, where it ended, what it holds."""
-    table = _table(f"Databases of {set_dir}")
-    for col in (
-        "replica",
-        "role",
-        "view",
-        "exec",
-        "stable",
-        "messages",
-        "executed",
-        "statuses",
-        "new views",
-    ):
+def render_db_overview(console: Console, data: dict[str, Any], where: str) -> None:
+    """One line per replica database: who it is, where it ended, what it holds."""
+    table = _table(f"Databases in {where}")
+    for col in ("replica", "role", "view", "exec", "stable", "messages", "executed", "statuses", "new views"):
         table.add_column(col, justify="left" if col in ("replica", "role") else "right")
     table.add_column("balances")
-    for r in _replica_ids(set_dir):
-        with _open(set_dir, r) as store:
-            meta = store.meta()
-            final = store.final() or {}
-            counts = store.row_counts()
-            balances = store.balances("final")
-        role = _role(
-            {
-                "live": meta.get("live", True),
-                "honest": meta.get("honest", True),
-                "attacks": meta.get("attacks", []),
-            }
-        )
+    for r in data["replicas"]:
         table.add_row(
-            replica_name(r),
-            role,
-            str(final.get("view", "-")),
-            str(final.get("last_executed", "-")),
-            str(final.get("stable_seq", "-")),
-            str(counts["messages"]),
-            str(counts["executed"]),
-            str(counts["status_history"]),
-            str(counts["new_views"]),
-            _balances_text(balances),
+            r["replica"],
+            _role_cell(r),
+            _view_text(r["view"], r["changing_view"]),
+            _cell(r["last_executed"]),
+            _cell(r["stable_seq"]),
+            str(r["rows"]["messages"]),
+            str(r["rows"]["executed"]),
+            str(r["rows"]["status_history"]),
+            str(r["rows"]["new_views"]),
+            _balances_text(r["balances"]),
         )
     console.print(table)
+    console.print(Text(VIEW_STAR_NOTE, style="dim"))
 
 
-def render_db(console: Console, set_dir: Path, replica: int) -> None:
-    """What replica `replica`'s database holds: state, executed log, checkpoints, view changes."""
-    with _open(set_dir, replica) as store:
-        meta = store.meta()
-        final = store.final() or {}
-        executed = store.executed()
-        checkpoints = store.checkpoints()
-        checkpoint_balances = store.checkpoint_balances()
-        balances = store.balances("final")
-        view_changes = store.view_changes()
-        new_views = store.new_views()
-        statuses = store.slot_statuses()
-    info = _table(f"{replica_name(replica)} — {store.path}")
-    info.add_column("key")
-    info.add_column("value", overflow="fold")
-    for key in (
-        "run_id",
-        "set",
-        "replica",
-        "honest",
-        "live",
-        "attacks",
-        "live_set",
-        "byzantine_set",
-    ):
+VIEW_STAR_NOTE = "view*: still changing views when it stopped (no NEW-VIEW installed yet)"
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _view_text(view: int | None, changing: bool | None) -> str:
+    return "-" if view is None else f"{view}{'*' if changing else ''}"
+
+
+# Replica facts of `db N` as people read them (the database's meta keys are JSON names).
+META_LABELS = {
+    "run_id": "run",
+    "set": "set",
+    "replica": "replica",
+    "transport": "transport",
+    "durability": "durability",
+}
+
+
+def render_db(console: Console, data: dict[str, Any]) -> None:
+    """What one replica's database holds: state, executed log, checkpoints, view changes."""
+    meta, final = data["meta"], data["final"]
+    info = _table(f"{data['replica']} — {data['path']}", show_header=False)
+    info.add_column("")
+    info.add_column("", overflow="fold")
+    for key, label in META_LABELS.items():
         if key in meta:
-            info.add_row(
-                key, json.dumps(meta[key]) if not isinstance(meta[key], str) else meta[key]
-            )
-    for key, value in final.items():
-        info.add_row(key, str(value))
-    info.add_row("balances", _balances_text(balances))
+            info.add_row(label, str(meta[key]))
+    info.add_row("role", _role_cell(role_of(meta)))
+    if "live_set" in meta:
+        info.add_row("live replicas", ", ".join(meta["live_set"]) or "none")
+    if meta.get("byzantine_set"):
+        info.add_row("byzantine replicas", ", ".join(meta["byzantine_set"]))
+    if final is None:
+        info.add_row("final state", "not recorded (the replica did not stop cleanly)")
+    else:
+        changing = " (still changing views)" if final["changing_view"] else ""
+        info.add_row("view", f"{final['view']}{changing}")
+        info.add_row("last executed", str(final["last_executed"]))
+        info.add_row("stable checkpoint", str(final["stable_seq"]))
+    info.add_row("balances", _balances_text(data["balances"]) or "-")
     console.print(info)
 
     ex = _table("executed (sequence → requests)")
     for col in ("seq", "view", "t ms", "requests", "results"):
-        ex.add_column(
-            col, justify="right" if col in ("seq", "view", "t ms") else "left", overflow="fold"
-        )
-    for e in executed:
+        ex.add_column(col, justify="right" if col in ("seq", "view", "t ms") else "left", overflow="fold")
+    for e in data["executed"]:
         results = ", ".join("retransmission" if r is None else str(r) for r in e["results"]) or "-"
-        ex.add_row(
-            str(e["seq"]),
-            str(e["view"]),
-            f"{e['t_ms']:.1f}",
-            _requests_text(e["requests"]),
-            results,
-        )
+        ex.add_row(str(e["seq"]), str(e["view"]), f"{e['t_ms']:.1f}", _requests_text(e["requests"]), results)
     console.print(ex)
-
-    if statuses:
+    if data["statuses"]:
         st = _table("latest status per sequence number")
         for col in ("seq", "status", "view", "digest"):
             st.add_column(col)
-        for row in statuses:
-            st.add_row(str(row["seq"]), row["status"], str(row["view"]), row["digest"][:8])
+        for row in data["statuses"]:
+            st.add_row(str(row["seq"]), row["status"], str(row["view"]), (row["digest"] or "")[:8])
         console.print(st)
-    if checkpoints:
+        console.print(Text(STATUS_LEGEND, style="dim"))
+    if data["checkpoints"]:
         cp = _table("checkpoints")
         for col in ("seq", "how", "state digest", "balances"):
             cp.add_column(col)
-        for row in checkpoints:
-            bal = checkpoint_balances.get(row["seq"], {})
-            cp.add_row(
-                str(row["seq"]),
-                row["how"],
-                row["state_digest"][:16],
-                _balances_text(bal) or "-",
-            )
+        for row in data["checkpoints"]:
+            cp.add_row(str(row["seq"]), row["how"], row["state_digest"][:16], _balances_text(row["balances"]) or "-")
         console.print(cp)
-    if view_changes:
+    if data["view_changes"]:
         vc = _table("view-change messages (sent → / received ←)")
         for col in ("t ms", "", "from", "new view", "checkpoint", "prepared", "pre-prepared"):
             vc.add_column(col)
-        for v in view_changes:
+        for v in data["view_changes"]:
             vc.add_row(
                 f"{v['t_ms']:.1f}",
                 "→" if v["direction"] == "out" else "←",
@@ -446,95 +397,62 @@ def render_db(console: Console, set_dir: Path, replica: int) -> None:
                 ",".join(map(str, v["preprepared"])) or "-",
             )
         console.print(vc)
-    if new_views:
-        console.print(
-            Text(
-                f"{len(new_views)} NEW-VIEW installed (pbft inspect view shows them)", style="cyan"
-            )
-        )
+    if data["new_views"]:
+        console.print(Text(f"{len(data['new_views'])} NEW-VIEW installed (pbft inspect view shows them)", style="cyan"))
 
 
-def render_status(console: Console, set_dir: Path, seq: int) -> None:
-    """PrintStatus: the status (PP/P/C/E/X) of sequence number `seq` at every replica."""
-    table = _table(f"Status of sequence number {seq}")
+def role_of(meta: dict[str, Any]) -> dict[str, Any]:
+    return {"live": meta.get("live", True), "honest": meta.get("honest", True), "attacks": meta.get("attacks", [])}
+
+
+STATUS_LEGEND = (
+    "PP pre-prepared · P prepared (slow path) · C committed · E executed · "
+    "X nothing for this sequence number at that replica"
+)
+STATUS_STYLE = {"E": "green", "C": "green", "P": "yellow", "PP": "yellow", "X": "dim"}
+
+
+def render_status(console: Console, data: dict[str, Any]) -> None:
+    """PrintStatus: the status (PP/P/C/E/X) of one sequence number at every replica."""
+    table = _table(f"Status of sequence number {data['seq']}")
     for col in ("replica", "role", "status", "view", "digest", "history (t ms)"):
         table.add_column(col)
-    for r in _replica_ids(set_dir):
-        with _open(set_dir, r) as store:
-            meta = store.meta()
-            row = store.slot_status(seq)
-            history = store.status_history(seq)
-        role = _role(
-            {
-                "live": meta.get("live", True),
-                "honest": meta.get("honest", True),
-                "attacks": meta.get("attacks", []),
-            }
-        )
-        status = row["status"] if row else "X"
-        style = {"E": "green", "C": "green", "P": "yellow", "PP": "yellow", "X": "dim"}.get(
-            status, ""
-        )
+    for r in data["replicas"]:
         table.add_row(
-            replica_name(r),
-            role,
-            Text(status, style=style),
-            str(row["view"]) if row else "-",
-            (row["digest"] or "")[:8] if row else "-",
-            " ".join(f"{h['status']}@{h['t_ms']:.0f}" for h in history) or "-",
+            r["replica"],
+            _role_cell(r),
+            Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
+            _cell(r["view"]),
+            (r["digest"] or "-")[:8],
+            " ".join(f"{h['status']}@{h['t_ms']:.0f}" for h in r["history"]) or "-",
         )
     console.print(table)
+    console.print(Text(STATUS_LEGEND, style="dim"))
 
 
-def render_view(console: Console, set_dir: Path) -> None:
-    """Every NEW-VIEW message installed in the set, with V and O spelled out."""
-    seen: dict[str, dict[str, Any]] = {}
-    started: list[tuple[float, str, dict[str, Any]]] = []
-    for r in _replica_ids(set_dir):
-        with _open(set_dir, r) as store:
-            for nv in store.new_views():
-                body = {k: nv[k] for k in ("view", "leader", "view_changes", "proposals")}
-                entry = seen.setdefault(
-                    json.dumps(body, sort_keys=True),
-                    {**body, "installed_by": [], "t_ms": nv["t_ms"]},
-                )
-                entry["installed_by"].append(replica_name(r))
-            started.extend(
-                (e["t_ms"], replica_name(r), e) for e in store.events(["view change started"])
-            )
-    if started:
+def render_view(console: Console, data: dict[str, Any]) -> None:
+    """Who started view changes, then every NEW-VIEW installed, with V and O spelled out."""
+    if data["started"]:
         vc = _table("view changes started")
         for col in ("t ms", "replica", "to view", "reason"):
             vc.add_column(col)
-        for t_ms, name, e in sorted(started, key=lambda x: x[0]):
-            vc.add_row(f"{t_ms:.1f}", name, str(e["new_view"]), e["reason"])
+        for e in data["started"]:
+            vc.add_row(f"{e['t_ms']:.1f}", e["replica"], str(e["new_view"]), e["reason"])
         console.print(vc)
-    if not seen:
-        console.print(
-            Text(
-                "No NEW-VIEW in this set (it stayed in view 1 or no view change completed).",
-                style="dim",
-            )
-        )
+    if not data["new_views"]:
+        console.print(Text("No NEW-VIEW in this set (it stayed in view 1 or no view change completed).", style="dim"))
         return
-    for nv in sorted(seen.values(), key=lambda e: e["view"]):
+    for nv in data["new_views"]:
         v_table = _table("V: the 2f+1 VIEW-CHANGE messages", min_width=44)
         for col in ("from", "stable checkpoint", "prepared seqs"):
             v_table.add_column(col)
-        for vc_entry in nv["view_changes"]:
-            v_table.add_row(
-                vc_entry["replica"],
-                str(vc_entry["checkpoint_seq"]),
-                ",".join(map(str, vc_entry["prepared"])) or "-",
-            )
+        for entry in nv["view_changes"]:
+            v_table.add_row(entry["replica"], str(entry["checkpoint_seq"]), ",".join(map(str, entry["prepared"])) or "-")
         o_table = _table("O: re-proposed sequence numbers", min_width=44)
         o_table.add_column("seq", justify="right")
         o_table.add_column("requests", overflow="fold")
         for p in nv["proposals"]:
-            o_table.add_row(
-                str(p["seq"]),
-                Text(_requests_text(p["requests"]), style="dim" if not p["requests"] else ""),
-            )
+            o_table.add_row(str(p["seq"]), Text(_requests_text(p["requests"]), style="" if p["requests"] else "dim"))
         if not nv["proposals"]:
             o_table.add_row("-", "(empty: nothing prepared above the checkpoint)")
         title = (
@@ -544,103 +462,102 @@ def render_view(console: Console, set_dir: Path) -> None:
         console.print(Panel(Group(v_table, o_table), title=title, title_align="left", expand=False))
 
 
+# `perf` columns: (header, the views.perf_view key).
 PERF_COLUMNS = (
-    ("in", None),
-    ("out", None),
-    ("batches", "executed.batches"),
-    ("requests", "executed.requests"),
-    ("fast", "commits.fast"),
-    ("slow", "commits.slow"),
-    ("fp timeouts", "fast_path.timeouts"),
-    ("view ch.", "view_changes.started"),
-    ("catch-up", "catch_up.entries"),
+    ("log in", "log_rows_in"),
+    ("log out", "log_rows_out"),
+    ("batches", "batches_executed"),
+    ("requests", "requests_executed"),
+    ("fast", "commits_fast"),
+    ("slow", "commits_slow"),
+    ("fp timeouts", "fast_path_timeouts"),
+    ("view ch.", "view_changes_started"),
+    ("catch-up", "catch_up_entries"),
     ("dropped", "dropped"),
-    ("cpu ms", "host.cpu_ms"),
+    ("cpu ms", "cpu_ms"),
+)
+PERF_LEGEND = (
+    "log in / log out: rows of the replica's message log (a broadcast is one row, the replies of "
+    "one batch are one row); the other columns are its protocol counters: batches and requests "
+    "executed, fast and slow commits, fast-path timeouts, view changes started, catch-up entries "
+    "applied, messages dropped, process CPU time"
 )
 
 
-def render_perf(
-    console: Console, set_dir: Path, report: dict[str, Any] | None, replica: int | None = None
-) -> None:
-    """Throughput and latency of the set, and per-replica message and protocol counters."""
-    if report is not None:
-        m = report["metrics"]
-        lat = m["latency_ms"]
-        tp = "-" if m["throughput_tps"] is None else f"{m['throughput_tps']:.1f} tx/s"
-        head = _table(f"Set {report['set']} — performance")
+def render_perf(console: Console, data: dict[str, Any]) -> None:
+    """Throughput and latency of the set, and per-replica log rows and protocol counters."""
+    s = data["set"]
+    if s is not None:
+        lat = s["latency_ms"]
+        head = _table("performance of the set (as the clients saw it)")
         head.add_column("metric")
         head.add_column("value", justify="right")
-        head.add_row(
-            "transactions",
-            f"{m['committed']} committed, {m['failed']} failed, {m['unavailable']} unavailable",
-        )
-        head.add_row("throughput", tp)
+        head.add_row("transactions", f"{s['committed']} committed, {s['failed']} failed, {s['unavailable']} unavailable")
+        window = s.get("window_s")
+        if s["throughput_tps"] is not None:
+            over = f" over {window:.2f} s" if window is not None else ""
+            head.add_row("throughput", f"{s['throughput_tps']:.1f} tx/s{over}")
+        elif window is not None:
+            head.add_row("throughput", f"- (every outcome came within {window:.2f} s: too short for a rate)")
+        else:
+            head.add_row("throughput", "-")
         for key in ("mean", "p50", "p99", "max"):
             head.add_row(f"latency {key}", "-" if lat[key] is None else f"{lat[key]:.1f} ms")
         head.add_row(
             "wall time",
-            f"{report['duration_s']:.2f} s (startup {m['startup_s']:.2f}, run {m['run_s']:.2f},"
-            f" settle {m['settle_s']:.2f})",
+            f"{s['duration_s']:.2f} s (startup {s['startup_s']:.2f}, run {s['run_s']:.2f}, settle {s['settle_s']:.2f})",
         )
         console.print(head)
-    ids = [replica] if replica is not None else _replica_ids(set_dir)
     table = _table("per replica")
     table.add_column("replica")
     for name, _ in PERF_COLUMNS:
         table.add_column(name, justify="right")
-    details: dict[int, tuple[dict[str, int], dict[tuple[str, str], int]]] = {}
-    for r in ids:
-        with _open(set_dir, r) as store:
-            metrics, counts = store.metrics(), store.message_counts()
-        details[r] = (metrics, counts)
-        cells = []
-        for name, key in PERF_COLUMNS:
-            if name in ("in", "out"):
-                cells.append(str(sum(n for (d, _), n in counts.items() if d == name)))
-            elif key == "dropped":
-                cells.append(str(sum(v for k, v in metrics.items() if k.startswith("dropped."))))
-            else:
-                cells.append(str(metrics.get(key or "", 0)))
-        table.add_row(replica_name(r), *cells)
+    for r in data["replicas"]:
+        table.add_row(r["replica"], *[str(r[key]) for _, key in PERF_COLUMNS])
     console.print(table)
-    if replica is not None:
-        metrics, counts = details[replica]
-        by_type = _table(f"{replica_name(replica)} — messages by type")
+    console.print(Text(PERF_LEGEND, style="dim"))
+    if len(data["replicas"]) == 1 and "counters" in data["replicas"][0]:
+        r = data["replicas"][0]
+        by_type = _table(f"{r['replica']} — message log rows by type")
         for col in ("type", "received", "sent"):
             by_type.add_column(col, justify="left" if col == "type" else "right")
-        for t in sorted({t for _, t in counts}):
-            by_type.add_row(t, str(counts.get(("in", t), 0)), str(counts.get(("out", t), 0)))
+        for t, n in r["log_rows_by_type"].items():
+            by_type.add_row(t, str(n["in"]), str(n["out"]))
         console.print(by_type)
-        mt = _table(f"{replica_name(replica)} — counters")
+        mt = _table(f"{r['replica']} — protocol counters")
         mt.add_column("counter")
         mt.add_column("value", justify="right")
-        for k, v in metrics.items():
+        for k, v in r["counters"].items():
             mt.add_row(k, str(v))
         console.print(mt)
 
 
-def render_runs(console: Console, data_dir: Path) -> None:
-    runs = list_runs(data_dir)
-    if not runs:
-        console.print(f"No runs under {data_dir}.")
+def render_runs(console: Console, data: dict[str, Any]) -> None:
+    if not data["runs"]:
+        console.print(f"No runs under {data['data_dir']}.")
         return
-    table = _table(f"Runs under {data_dir} (latest last)")
+    table = _table(f"Runs under {data['data_dir']} (latest last)")
     table.add_column("run id", no_wrap=True)
     table.add_column("scenario", overflow="fold")
     for col in ("sets", "completed", "stalled", "failed", "agree", "exit"):
         table.add_column(col, no_wrap=True)
-    for run_dir in runs:
-        with RunIndex(run_dir, read_only=True) as index:
-            info, sets = index.info(), index.sets()
-        numbers = ",".join(str(s["number"]) for s in sets) or "-"
+    for run in data["runs"]:
+        sets = run["sets"]
+        if run["exit_code"] is None:
+            exit_text: str | Text = "running"
+        elif run["ended"] not in (None, "finished"):
+            exit_text = f"{run['exit_code']} ({run['ended']})"
+        else:
+            exit_text = str(run["exit_code"])
         table.add_row(
-            run_dir.name,
-            str(info.get("scenario", "?")),
-            numbers,
+            run["run_id"],
+            str(run["scenario"] or "?"),
+            ",".join(str(s["number"]) for s in sets) or "-",
             str(sum(s["ended_by"] == "completed" for s in sets)),
             str(sum(s["ended_by"] == "stall" for s in sets)),
             str(sum(s["ended_by"] == "failure" for s in sets)),
             "yes" if all(s["agreement"] for s in sets) else Text("NO", style="bold red"),
-            "running" if "exit_code" not in info else str(info["exit_code"]),
+            exit_text,
         )
     console.print(table)
+    console.print(Text("exit: the run's exit code (docs/cli.md); running: not finished, or killed", style="dim"))

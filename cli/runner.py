@@ -9,6 +9,8 @@ disagreeing or a worker failure).
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,6 +37,12 @@ from pbft_core.scenario import ScenarioSet
 from pbft_core.storage import RunIndex
 
 from . import render, session
+from .common import DEFAULT_DATA_DIR, is_stdout, write_output
+from .views import Target
+
+# How long (of set time) `-v` holds an event back: events come from seven processes, and one that
+# arrives late still prints in time order if it is at most this late.
+EVENT_HOLD_MS = 250.0
 
 
 @dataclass(frozen=True)
@@ -61,22 +70,52 @@ class RunOptions:
         }
 
 
-def _event_printer(console: Console, set_number: int) -> Any:
-    def on_event(replica: int, t_ms: float, kind: str, detail: dict[str, Any]) -> None:
-        text = event_text(kind, detail, markup=True)
-        if text is not None:
-            console.print(f"[dim]set {set_number} {t_ms:8.1f} ms[/dim] n{replica} {text}")
+class EventPrinter:
+    """``-v``: protocol events in time order. Each replica process reports its own events, so
+    they reach the driver interleaved; an event is held until it is `EVENT_HOLD_MS` older than
+    the newest one seen, and `flush` prints the rest when the set ends."""
 
-    return on_event
+    def __init__(self, console: Console, set_number: int) -> None:
+        self.console = console
+        self.set_number = set_number
+        self.pending: list[tuple[float, int, str]] = []
+        self.newest_ms = 0.0
+
+    def __call__(self, replica: int, t_ms: float, kind: str, detail: dict[str, Any]) -> None:
+        text = event_text(kind, detail, markup=True)
+        if text is None:
+            return
+        self.pending.append((t_ms, replica, text))
+        self.newest_ms = max(self.newest_ms, t_ms)
+        self._print(lambda t: t <= self.newest_ms - EVENT_HOLD_MS)
+
+    def flush(self) -> None:
+        self._print(lambda _t: True)
+
+    def _print(self, due: Callable[[float], bool]) -> None:
+        self.pending.sort(key=lambda e: (e[0], e[1]))
+        while self.pending and due(self.pending[0][0]):
+            t_ms, replica, text = self.pending.pop(0)
+            self.console.print(f"[dim]set {self.set_number} {t_ms:8.1f} ms[/dim] n{replica} {text}")
 
 
 def _describe_set(s: ScenarioSet) -> str:
+    """The set's header line (rich markup; the attacks are escaped, ``[time; dark(n6)]`` is text)."""
     live = ",".join(f"n{r}" for r in sorted(s.live)) or "none"
     text = f"Set {s.number}: {len(s.transactions)} transactions · live {live}"
     if s.byzantine:
         byz = ",".join(f"n{r}" for r in sorted(s.byzantine))
-        text += f" · byzantine {byz} [{'; '.join(str(a) for a in s.attacks) or 'no attack'}]"
+        attacks = "; ".join(str(a) for a in s.attacks) or "no attack"
+        text += f" · byzantine {byz} ({escape(attacks)})"
     return text
+
+
+def inspect_hint(options: RunOptions, run_id: str) -> str:
+    """The command that inspects this run, as it must be typed (with a non-default data dir)."""
+    words = ["pbft", "inspect", "log", "N", "--run", run_id]
+    if options.data_dir != DEFAULT_DATA_DIR:
+        words += ["--data-dir", str(options.data_dir)]
+    return " ".join(shlex.quote(w) if w != "N" else w for w in words)
 
 
 def _play_set(
@@ -123,43 +162,90 @@ def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
         options.data_dir, scenario=str(options.scenario), options=options.as_json()
     )
     info = index.info()
-    console.print(f"[dim]run {index.run_id} · data in {index.dir}[/dim]")
     reports: list[dict[str, Any]] = []
     exit_code = 0
+    ended = "finished"
+    json_to_stdout = is_stdout(options.json_path)
     try:
-        for position, scenario_set in enumerate(sets):
-            console.print(f"[bold]{_describe_set(scenario_set)}[/bold]")
-            set_options = SetOptions(
-                config=config,
-                stall_timeout_s=options.stall_timeout_s,
-                seed=set_seed(options.seed, scenario_set.number),
-                verbose=options.verbose,
-            )
-            on_event = _event_printer(console, scenario_set.number) if options.verbose else None
-            started_at_s = time.time()
-            result = _play_set(console, play_set, scenario_set, set_options, index, on_event)
-            report = build_set_report(scenario_set, result, config)
-            reports.append(report)
-            index.record_set(report, started_at=started_at_s)
-            if options.json_path is not None:
-                write_json(options.json_path, run_report(info, reports))
-            render.print_set_summary(console, report)
-            if report["ended_by"] == "failure" or not report["agreement"]["ok"]:
-                exit_code = 1
-            if options.interactive:
-                last = position == len(sets) - 1
-                if not session.interact(console, result.set_dir, report, last=last) or last:
-                    break
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
-        exit_code = 130
-    finally:
-        index.set_info(finished_at=time.time(), exit_code=exit_code)
-        index.close()
-    if options.json_path is not None and reports:
-        console.print(f"[dim]JSON report: {options.json_path}[/dim]")
-    total = sum(r["duration_s"] for r in reports)
-    console.print(
-        f"[dim]{len(reports)} set(s) in {total:.1f} s · inspect with `pbft inspect log N --run {index.run_id}`[/dim]"
-    )
+        try:
+            console.print(f"[dim]run {index.run_id} · data in {escape(str(index.dir))}[/dim]")
+            exit_code = _play_sets(console, play_set, sets, options, config, index, info, reports)
+        except KeyboardInterrupt:
+            exit_code, ended = 130, "interrupted"
+            console.print(f"[red]interrupted[/red] · {len(reports)} set(s) finished before Ctrl-C")
+        if options.json_path is not None and reports:
+            if json_to_stdout:
+                write_output(options.json_path, json.dumps(run_report(info, reports), indent=2) + "\n")
+            else:
+                console.print(f"[dim]JSON report: {escape(str(options.json_path))}[/dim]")
+        total = sum(r["duration_s"] for r in reports)
+        console.print(
+            f"[dim]{len(reports)} set(s) in {total:.1f} s · inspect with "
+            f"`{escape(inspect_hint(options, index.run_id))}`[/dim]"
+        )
+        console.file.flush()  # a closed output must show up here, not at interpreter exit
+    except BrokenPipeError:
+        # The reader of our output is gone (`pbft run ... | head`): stop quietly, and let the
+        # run index say so rather than claim a clean exit.
+        from .main import silence_stdout
+
+        silence_stdout()
+        exit_code, ended = 141, "output closed"
+    except BaseException:
+        _finish(index, 1, "failed")
+        raise
+    return _finish(index, exit_code, ended)
+
+
+def _play_sets(
+    console: Console,
+    play_set: Callable[..., SetResult],
+    sets: list[ScenarioSet],
+    options: RunOptions,
+    config: ClusterConfig,
+    index: RunIndex,
+    info: dict[str, Any],
+    reports: list[dict[str, Any]],
+) -> int:
+    """Play the sets in order, presenting each; appends each set's report to `reports` (the
+    caller reports what finished even when this is interrupted). Returns the exit code."""
+    exit_code = 0
+    for position, scenario_set in enumerate(sets):
+        console.print(f"[bold]{_describe_set(scenario_set)}[/bold]")
+        console.file.flush()
+        set_options = SetOptions(
+            config=config,
+            stall_timeout_s=options.stall_timeout_s,
+            seed=set_seed(options.seed, scenario_set.number),
+            verbose=options.verbose,
+        )
+        printer = EventPrinter(console, scenario_set.number) if options.verbose else None
+        started_at_s = time.time()
+        try:
+            result = _play_set(console, play_set, scenario_set, set_options, index, printer)
+        finally:
+            if printer is not None:
+                printer.flush()
+        report = build_set_report(scenario_set, result, config)
+        reports.append(report)
+        index.record_set(report, started_at=started_at_s)
+        if options.json_path is not None and not is_stdout(options.json_path):
+            write_json(options.json_path, run_report(info, reports))
+        render.print_set_summary(console, report)
+        console.file.flush()
+        if report["ended_by"] == "failure" or not report["agreement"]["ok"]:
+            exit_code = 1
+        if options.interactive:
+            last = position == len(sets) - 1
+            target = Target(Path(result.set_dir), "run", index.run_id, report["set"], report)
+            history = options.data_dir / "prompt_history"
+            if not session.interact(console, target, report["set"], last=last, history=history) or last:
+                break
+    return exit_code
+
+
+def _finish(index: RunIndex, exit_code: int, ended: str) -> int:
+    """Record how the run ended in its index (`pbft runs` shows it) and close the index."""
+    index.set_info(finished_at=time.time(), exit_code=exit_code, ended=ended)
+    index.close()
     return exit_code

@@ -12,19 +12,26 @@ without the `pbft` entry point as ``python -m cli.simulate``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pbft_core.sim.plan import ALL_FAULTS, Plan, generate_plan
 from pbft_core.sim.runner import Batch, Summary, run_seeds
 from pbft_core.sim.strategies import STRATEGIES
 from pbft_core.sim.vopr import LIVENESS_BOUND_MS, RunOptions, SeedResult, load_failure, run_plan
+
+from .common import is_stdout, make_console, write_output
+from .render import make_table  # the one table style of every command
 
 DEFAULT_TRACE_DIR = Path(".pbft/simulate")
 
@@ -99,8 +106,8 @@ def _parse_faults(value: str | None) -> tuple[str, ...]:
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the summary as JSON.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the summary as JSON ('-': stdout; the tables go to stderr).",
 )
 @click.option(
     "--jobs",
@@ -171,7 +178,7 @@ def simulate(
     verbose: int,
 ) -> None:
     """Deterministic simulation: many seeded fault schedules, invariants checked after every message."""
-    console = Console()
+    console = make_console(stderr=is_stdout(json_out))
     faults = _parse_faults(faults_spec)
     options = RunOptions(crypto=crypto, liveness_bound_ms=liveness_bound_ms)
     if crypto == "real":
@@ -202,9 +209,7 @@ def simulate(
     )
     _render(console, summary)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(summary.to_json(), indent=2))
-        console.print(f"summary written to {json_out}")
+        _write_json(console, json_out, summary.to_json())
     sys.exit(0 if not (summary.violations or summary.liveness_failures) else 1)
 
 
@@ -231,15 +236,21 @@ def _simulate_adversaries(
         summaries[name] = _run_with_progress(console, batch, seeds, jobs, trace_dir, shrink_max)
     _render_adversaries(console, summaries, f, requests, options.crypto)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "seeds": len(seeds), "start": seeds.start, "f": f, "requests_per_seed": requests, "crypto": options.crypto,
             "adversaries": {name: summary.to_json() for name, summary in summaries.items()},
         }
-        json_out.write_text(json.dumps(document, indent=2))
-        console.print(f"summary written to {json_out}")
+        _write_json(console, json_out, document)
     failed = any(s.violations or s.liveness_failures for s in summaries.values())
     sys.exit(1 if failed else 0)
+
+
+def _write_json(console: Console, path: Path, document: dict[str, Any]) -> None:
+    if not is_stdout(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_output(path, json.dumps(document, indent=2) + "\n")
+    if not is_stdout(path):
+        console.print(f"summary written to {path}")
 
 
 def _megabytes(size: int) -> str:
@@ -248,7 +259,7 @@ def _megabytes(size: int) -> str:
 
 def _render_adversaries(console: Console, summaries: dict[str, Summary], f: int, requests: int, crypto: str) -> None:
     n = 3 * f + 1
-    table = Table(title=f"pbft simulate --adversary (f={f}, {requests} requests per seed, crypto={crypto})")
+    table = make_table(f"pbft simulate --adversary (f={f}, {requests} requests per seed, crypto={crypto})")
     table.add_column("adversary")
     table.add_column("seeds", justify="right")
     table.add_column("violations", justify="right")
@@ -275,7 +286,7 @@ def _render_adversaries(console: Console, summaries: dict[str, Summary], f: int,
         console.print(f"  {name}: {summary.peak_buffer() or '-'}", markup=False)
     failing = [(name, r) for name, s in summaries.items() for r in s.violations + s.liveness_failures]
     if failing:
-        detail = Table(title="failing seeds")
+        detail = make_table("failing seeds")
         detail.add_column("adversary")
         detail.add_column("seed", justify="right")
         detail.add_column("failure")
@@ -300,9 +311,63 @@ def _require_real_crypto() -> None:
         ) from None
 
 
+def _side(addresses: tuple[Any, ...]) -> str:
+    return "{" + ", ".join(map(str, addresses)) + "}"
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """What a seed injects, worded for people (the trace's own ``plan:`` lines are reprs)."""
+    faults = ", ".join(sorted(plan.fault_names())) or "none"
+    lines = [
+        f"seed {plan.seed}: n = {plan.n} (f = {plan.f}), {len(plan.requests)} requests, "
+        f"faults for the first {plan.safety_ms:.0f} ms: {faults}"
+    ]
+    for role in plan.byzantine:
+        attacks = "; ".join(
+            kind + (f"({', '.join(f'n{t}' for t in targets)})" if targets else "") for kind, targets in role.attacks
+        )
+        extra = []
+        if role.twin:
+            extra.append("runs a twin with the same keys")
+        if role.adversary_rate_per_s:
+            extra.append(f"sends {role.adversary_rate_per_s:.0f} random messages/s")
+        what = "; ".join(x for x in (attacks, *extra) if x) or "no attack"
+        lines.append(f"  n{role.replica} is Byzantine from {role.onset_ms:.0f} ms: {what}")
+    for event in plan.events:
+        until = f"{event.at_ms:.0f}–{event.at_ms + event.duration_ms:.0f} ms"
+        if event.kind == "partition":
+            sides = " | ".join(_side(side) for side in event.args)
+            lines.append(f"  {until}: network partitioned into {sides}")
+        elif event.kind == "crash-restart":
+            lines.append(f"  {until}: {_side(event.args)} crashed, then restarts from its disk")
+        else:
+            lines.append(f"  {until}: {event.kind} {', '.join(map(str, event.args))}")
+    net = plan.network
+    lines.append(
+        f"  network: delay {net.delay_ms_min:.1f}–{net.delay_ms_max:.1f} ms, loss {100 * net.drop_rate:.1f}%,"
+        f" duplicates {100 * net.duplicate_rate:.1f}%, spikes {100 * net.spike_rate:.1f}% up to"
+        f" {net.spike_delay_ms_max:.0f} ms, {'FIFO' if net.fifo else 'reordering'} links"
+    )
+    cfg = plan.config
+    lines.append(
+        f"  replicas: checkpoint every {cfg.checkpoint_interval}, log window {cfg.log_window},"
+        f" batches up to {cfg.batch_size_max}, {cfg.inflight_max} in flight,"
+        f" fast path {'on' if cfg.fast_path else 'off'}"
+    )
+    if plan.adversary:
+        lines.append(f"  targeted adversary: {plan.adversary}")
+    return lines
+
+
 def _replay(console: Console, plan: Plan, options: RunOptions, verbose: int) -> SeedResult:
     def tracer(line: str) -> None:
+        if line.startswith("plan: "):  # printed readably above
+            return
         if verbose >= 2 or not (" -> n" in line or " drops " in line):
+            console.print(line, markup=False, highlight=False)
+
+    if verbose:
+        for line in plan_lines(plan):
             console.print(line, markup=False, highlight=False)
 
     result = run_plan(plan, options, tracer=tracer if verbose else None)
@@ -316,7 +381,41 @@ def _replay(console: Console, plan: Plan, options: RunOptions, verbose: int) -> 
     return result
 
 
+EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def _stop_workers_on_ctrl_c() -> Iterator[None]:
+    """Ctrl-C stops the seed workers at once. The process pool would otherwise hand every
+    queued seed to its workers (they survive their own KeyboardInterrupt) and wait for all of
+    them on the way out; terminated workers break the pool, which then returns at once."""
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_with_progress(
+    console: Console, batch: Batch, seeds: range, jobs: int, trace_dir: Path, shrink_max: int
+) -> Summary:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with _stop_workers_on_ctrl_c():
+            return _run_seeds_with_progress(console, batch, seeds, jobs, trace_dir, shrink_max)
+    except (KeyboardInterrupt, BrokenProcessPool):
+        console.print("[red]interrupted[/red]: no summary (seeds were cut short)")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _run_seeds_with_progress(
     console: Console, batch: Batch, seeds: range, jobs: int, trace_dir: Path, shrink_max: int
 ) -> Summary:
     failures = [0]
@@ -362,7 +461,7 @@ def _run_with_progress(
 
 def _render(console: Console, summary: Summary) -> None:
     data = summary.to_json()
-    overview = Table(title="pbft simulate", show_header=False)
+    overview = make_table("pbft simulate", show_header=False)
     overview.add_row(
         "seeds",
         f"{summary.seeds} (from {summary.start}), f={summary.f}, {summary.requests} requests each, crypto={summary.crypto}",
@@ -375,7 +474,7 @@ def _render(console: Console, summary: Summary) -> None:
     overview.add_row("messages delivered", f"{data['messages_delivered']:,}")
     console.print(overview)
 
-    faults = Table(title="faults injected")
+    faults = make_table("faults injected")
     faults.add_column("fault")
     faults.add_column("seeds", justify="right")
     faults.add_column("injections", justify="right")
@@ -402,7 +501,7 @@ def _render(console: Console, summary: Summary) -> None:
 
     failing = summary.violations + summary.liveness_failures
     if failing:
-        table = Table(title="failing seeds")
+        table = make_table("failing seeds")
         table.add_column("seed", justify="right")
         table.add_column("failure")
         table.add_column("detail", overflow="fold")

@@ -293,11 +293,13 @@ def _request(obj: dict[str, Any], name: str, op: str, args: tuple[Any, ...], rea
                     "view": completion.view,
                     "latency_ms": round(completion.latency_ms, 3),
                     "fell_back": completion.fell_back,
+                    "reason": _failure_reason(op, args) if outcome == "failed" else None,
                 }
             )
         )
     else:
-        click.echo(f"{outcome:<10} {what}: {completion.result}")
+        reason = _failure_reason(op, args) if outcome == "failed" else None
+        click.echo(f"{outcome:<10} {what}: {completion.result}" + (f": {reason}" if reason else ""))
         kind = "ordered" if ordered else "read"
         extra = " (read re-sent as ordered)" if completion.fell_back else ""
         click.echo(
@@ -308,18 +310,65 @@ def _request(obj: dict[str, Any], name: str, op: str, args: tuple[Any, ...], rea
     sys.exit(EXIT_FAILED if outcome == "failed" else 0)
 
 
-@client.command()
+def _json_flag(fn: Any) -> Any:
+    """``--json`` after the subcommand too (``client status --json``), as before it."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(dict)["as_json"] = True
+
+    return click.option("--json", is_flag=True, expose_value=False, callback=remember, help="Print the result as JSON.")(fn)
+
+
+# `transfer A B -1`: "-1" is a value (refused below with a reason), not an unknown option.
+@client.command(context_settings={"ignore_unknown_options": True})
 @click.argument("source")
 @click.argument("target")
-@click.argument("amount", type=int)
+@click.argument("amount")
+@_json_flag
 @click.pass_obj
-def transfer(obj: dict[str, Any], source: str, target: str, amount: int) -> None:
-    """Move AMOUNT from SOURCE to TARGET (ordered; f+1 matching replies)."""
-    _request(obj, source, "transfer", (source, target, amount), read_only=False)
+def transfer(obj: dict[str, Any], source: str, target: str, amount: str) -> None:
+    """Move AMOUNT from SOURCE to TARGET (ordered; f+1 matching replies).
+
+    Checked here before anything is sent: both accounts exist, they differ, and AMOUNT is a
+    positive whole number (the replicas would order the request and answer a bare "failed")."""
+    value = _check_transfer(obj, source, target, amount)
+    _request(obj, source, "transfer", (source, target, value), read_only=False)
+
+
+def _check_transfer(obj: dict[str, Any], source: str, target: str, amount: str) -> int:
+    """The amount, once the transfer is one the bank could carry out; else a usage error."""
+    from pbft_core.bank import BALANCE_MAX, Bank
+
+    cluster = _load_cluster(obj["cluster_path"])
+    accounts = Bank.initial(cluster.config.state).balances
+    for role, account in (("source", source), ("target", target)):
+        if account not in accounts:
+            sample = ", ".join(list(accounts)[:10]) + (" …" if len(accounts) > 10 else "")
+            raise UsageFailure(f"no account {account!r} ({role}); accounts: {sample}")
+    if source == target:
+        raise UsageFailure(f"a transfer needs two different accounts, got {source} twice")
+    try:
+        value = int(amount)
+    except ValueError:
+        raise UsageFailure(f"amount {amount!r} is not a whole number") from None
+    if not 0 < value <= BALANCE_MAX:
+        raise UsageFailure(f"amount must be positive, got {value}")
+    return value
+
+
+def _failure_reason(op: str, args: tuple[Any, ...]) -> str | None:
+    """Why the bank answered "failed" to a request that passed the local checks: for a transfer
+    only the source's funds are left (or, absurdly, the target's balance overflowing)."""
+    if op == "transfer":
+        source, _target, amount = args
+        return f"{source} holds less than {amount} (insufficient funds)"
+    return None
 
 
 @client.command()
 @click.argument("account")
+@_json_flag
 @click.pass_obj
 def balance(obj: dict[str, Any], account: str) -> None:
     """Read ACCOUNT's balance (unordered; 2f+1 matching replies, else ordered)."""
@@ -328,6 +377,7 @@ def balance(obj: dict[str, Any], account: str) -> None:
 
 @client.command()
 @click.argument("replicas", nargs=-1)
+@_json_flag
 @click.pass_obj
 def status(obj: dict[str, Any], replicas: tuple[str, ...]) -> None:
     """Every replica's view, progress, state digest, links and counters of refused input."""
@@ -358,18 +408,34 @@ def status(obj: dict[str, Any], replicas: tuple[str, ...]) -> None:
     sys.exit(0 if any(s is not None for s in states.values()) else EXIT_UNAVAILABLE)
 
 
-def _print_status(cluster: ClusterFile, states: dict[int, dict[str, Any] | None]) -> None:
-    from rich.table import Table
+def _uptime_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
-    table = Table(title="replicas", title_justify="left")
-    for column in ("replica", "address", "view", "executed", "stable", "state", "links out", "clients", "refused / dropped"):
+
+def _print_status(cluster: ClusterFile, states: dict[int, dict[str, Any] | None]) -> None:
+    from .render import make_table
+
+    table = make_table("replicas")
+    columns = (
+        "replica", "address", "view", "leader", "executed", "stable", "state", "uptime", "recovered",
+        "links out", "clients", "refused / dropped",
+    )  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for r, s in states.items():
         address = str(cluster.addresses[r])
         if s is None:
-            table.add_row(f"n{r}", address, "[red]no answer[/red]", "", "", "", "", "", "")
+            table.add_row(f"n{r}", address, "[red]no answer[/red]", *[""] * (len(columns) - 3))
             continue
         view = f"{s['view']}" + ("" if s["view_active"] else " (changing)")
+        leader = f"n{cluster.config.leader_of(s['view'])}"
+        # A node that restarted replays its write-ahead log: a short uptime and recovered events.
+        recovered = s.get("recovered_events") or 0
+        recovered_text = f"{recovered} events" if recovered else "-"
         links = sum(1 for up in s["links_out"].values() if up)
         refused = {
             k: v
@@ -382,9 +448,12 @@ def _print_status(cluster: ClusterFile, states: dict[int, dict[str, Any] | None]
             f"n{r}",
             address,
             view,
+            leader,
             str(s["last_executed"]),
             str(s["stable_seq"]),
             s["state_digest"][:12],
+            _uptime_text(s.get("uptime_s")),
+            recovered_text,
             f"{links}/{len(s['links_out'])}",
             str(s["clients_connected"]),
             ", ".join(f"{k} {v}" for k, v in sorted(refused.items())) or "-",

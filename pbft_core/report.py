@@ -155,6 +155,7 @@ def set_metrics(
         "unavailable": sum(o.outcome == Outcome.UNAVAILABLE for o in outcomes),
         "reads_fell_back": sum(o.fell_back for o in outcomes),
         "throughput_tps": _round(len(finished) / span_s, 2) if span_s > 0 else None,
+        "window_s": _round(span_s) if first_ms is not None and last_ms is not None else None,
         "latency_ms": {
             "mean": _round(statistics.fmean(latencies)) if latencies else None,
             "p50": _round(percentile(latencies, 0.50)),
