@@ -89,7 +89,7 @@ ALL_LIVE = "[n1, n2, n3, n4, n5, n6, n7]"
 @click.option("--live", default=ALL_LIVE, show_default=True, help="csv: every set's Live column.")
 @click.option("--byzantine", default="[]", show_default=True, help="csv: every set's Byzantine column.")
 @click.option("--attack", default="[]", show_default=True, help="csv: every set's Attack column, e.g. 'time; dark(n6)'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True, help="The file to write ('-': stdout).")
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), required=True, help="The file to write ('-': stdout).")
 def generate(
     file_format: str,
     count: int | None,
@@ -171,7 +171,7 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 @click.option("--inflight", type=click.IntRange(1, 256), default=8, show_default=True, help="Most batches the leader keeps in flight.")
 @click.option("--checkpoint-interval", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Sequence numbers between checkpoints (K).")
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Write the report as JSON here ('-': stdout; the tables go to stderr).")
+@click.option("--json", "json_path", type=click.Path(allow_dash=True, path_type=Path), help="Write the report as JSON here ('-': stdout; the tables go to stderr).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Measure this many times (a fresh cluster and floor each time) and report the median run; the JSON lists every run.")

@@ -32,9 +32,15 @@ def make_console(piped_width: int = PIPED_WIDTH, *, stderr: bool = False) -> Con
     the tables go to stderr so the two never mix."""
     from rich.console import Console
 
+    class PbftConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 here; the command decides (`pbft run` records it, then 141).
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "the output was closed")
+
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else piped_width
-    return Console(highlight=False, width=width, stderr=stderr)
+    return PbftConsole(highlight=False, width=width, stderr=stderr)
 
 
 def is_stdout(path: Path | str | None) -> bool:

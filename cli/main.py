@@ -152,7 +152,7 @@ def main() -> None:
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    type=click.Path(allow_dash=True, path_type=Path),
     help="Write the JSON report here ('-': stdout, once the run ends; the tables go to stderr).",
 )
 @click.option(
@@ -282,7 +282,7 @@ def _json_option(fn: Any) -> Any:
     return click.option(
         "--json",
         "json_path",
-        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        type=click.Path(allow_dash=True, path_type=Path),
         default=None,
         help="Write the view as JSON to this file instead of the table ('-': stdout).",
     )(fn)

@@ -106,7 +106,7 @@ def _parse_faults(value: str | None) -> tuple[str, ...]:
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    type=click.Path(allow_dash=True, path_type=Path),
     help="Write the summary as JSON ('-': stdout; the tables go to stderr).",
 )
 @click.option(
