@@ -100,7 +100,7 @@ def test_ctrl_c_stops_pbft_simulate_within_a_second_and_exits_130(tmp_path: Path
 
 @pytest.mark.process
 def test_ctrl_c_stops_bench_smallbank_and_exits_130(tmp_path: Path) -> None:
-    code, stopped, output = _interrupt_after(
+    code, _stopped, output = _interrupt_after(
         [*PBFT, "bench", "smallbank", "--duration", "60", "--warmup", "0", "--clients", "4", "--data-dir", str(tmp_path)],
         "",
         tmp_path,
@@ -209,7 +209,7 @@ def test_a_closed_output_stops_the_run_quietly_and_the_index_says_so(tmp_path: P
     with RunIndex(list_runs(tmp_path / "d")[0], read_only=True) as index:
         info = index.info()
     assert info["exit_code"] == 141 and info["ended"] == "output closed"
-    code, output = invoke("runs", "--data-dir", str(tmp_path / "d"))
+    _, output = invoke("runs", "--data-dir", str(tmp_path / "d"))
     assert "141 (output closed)" in output
 
 
@@ -300,7 +300,7 @@ def test_every_inspect_view_and_runs_have_json(played: tuple[Path, str, str]) ->
 
 @pytest.mark.process
 def test_perf_shows_no_rate_over_a_window_too_short_for_one(played: tuple[Path, str, str]) -> None:
-    code, out, _ = split("inspect", "perf", "--data-dir", str(played[0]), "--json", "-")
+    _, out, _ = split("inspect", "perf", "--data-dir", str(played[0]), "--json", "-")
     window = json.loads(out)["set"]["window_s"]
     code, output = invoke("inspect", "perf", "--data-dir", str(played[0]))
     if window < 1.0:
