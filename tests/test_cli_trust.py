@@ -302,7 +302,7 @@ def test_every_inspect_view_and_runs_have_json(played: tuple[Path, str, str]) ->
 def test_perf_shows_no_rate_over_a_window_too_short_for_one(played: tuple[Path, str, str]) -> None:
     _, out, _ = split("inspect", "perf", "--data-dir", str(played[0]), "--json", "-")
     window = json.loads(out)["set"]["window_s"]
-    code, output = invoke("inspect", "perf", "--data-dir", str(played[0]))
+    _, output = invoke("inspect", "perf", "--data-dir", str(played[0]))
     if window < 1.0:
         assert "too short for a rate" in output and "tx/s" not in output
     assert "log in" in output and "rows of the replica's message log" in output
