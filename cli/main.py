@@ -506,6 +506,45 @@ def inspect_perf(
     view.show("perf", lambda: views.perf_view(view.target, r), render.render_perf, json_path)
 
 
+@inspect.command("flow")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("flow.svg"),
+    show_default=True,
+    help="The picture: .svg, .png or .pdf.",
+)
+@click.option("--from", "start_ms", type=float, default=None, help="Draw from this many ms into the set.")
+@click.option("--to", "end_ms", type=float, default=None, help="Draw up to this many ms into the set.")
+@click.option("--all", "show_all", is_flag=True, help="Draw the periodic Status gossip too.")
+@_data_dir_option
+@click.option("--run", "run_id", default=None, help="Run id or unique prefix (default: the latest run).")
+@click.option("--set", "set_number", type=int, default=None, help="Set number (default: the last one played).")
+def inspect_flow(
+    output: Path,
+    start_ms: float | None,
+    end_ms: float | None,
+    show_all: bool,
+    data_dir: Path,
+    run_id: str | None,
+    set_number: int | None,
+) -> None:
+    """The set's message flow as a sequence diagram: a lane per replica, an arrow per message."""
+    from .common import check_output_file
+    from .flow import FlowError, render
+
+    view = _InspectView(data_dir, run_id, set_number)
+    check_output_file(output, "-o")
+    if output.suffix.lower() not in (".svg", ".png", ".pdf"):
+        raise UsageFailure(f"-o: {output} must end in .svg, .png or .pdf")
+    try:
+        render(view.target, output, start_ms=start_ms, end_ms=end_ms, show_all=show_all)
+    except FlowError as exc:
+        raise UsageFailure(str(exc)) from None
+    view.console.print(f"[dim]{escape(view.target.label)}[/dim] · flow diagram: {escape(str(output))}")
+
+
 # ---- runs, bench -----------------------------------------------------------------------------
 
 

@@ -329,3 +329,31 @@ def test_version_names_the_protocol_python_blspy_and_pynacl() -> None:
     assert code == 0
     for name in ("pbft ", "protocol pbft/v1", "Python 3.", "blspy 2.", "PyNaCl 1."):
         assert name in output
+
+
+# ---- the flow diagram --------------------------------------------------------------------------
+
+
+@pytest.mark.process
+def test_flow_draws_a_lane_per_replica_the_new_view_and_folds_status_gossip(
+    played: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    out = tmp_path / "flow.svg"
+    code, output = invoke("inspect", "flow", "--data-dir", str(played[0]), "-o", str(out))
+    assert code == 0, output
+    ElementTree.parse(out)  # well-formed SVG
+    svg = out.read_text()
+    for text in ("n1", "n7", "clients", "byzantine: time; dark(n6)", "PrePrepare", "PP 1", "E 1"):
+        assert text in svg, text
+    _, out, _ = split("inspect", "view", "--data-dir", str(played[0]), "--json", "-")
+    for nv in json.loads(out)["new_views"]:  # a NEW-VIEW, if the slow leader was replaced
+        assert f"NEW-VIEW v{nv['view']} ({nv['leader']})" in svg
+    assert "Status gossip messages folded" in svg and "dark links: n1 → n6" in svg
+    # The prompt offers it too, through the same command.
+    console = Console(record=True, width=200)
+    assert run_command(console, target_of(played[0]), ["flow", "-o", str(tmp_path / "f.png"), "--to", "50"]) == 0
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    code, output = invoke("inspect", "flow", "--data-dir", str(played[0]), "-o", str(tmp_path / "f.txt"))
+    assert code == 2 and "must end in .svg, .png or .pdf" in output
