@@ -36,7 +36,9 @@ def test_a_sweep_prints_a_summary_and_writes_the_json_report(tmp_path: Path):
 def test_replay_prints_the_trace_of_one_seed():
     code, output = run("--replay", "2", *FAST, "-v")
     assert code == 0, output
-    assert "plan: f=1" in output
+    # The plan in words (no reprs of the plan's dataclasses), then the trace.
+    assert "seed 2: n = 4 (f = 1)" in output and "network: delay" in output
+    assert "FaultEvent(" not in output and "NetworkPlan(" not in output
     assert "executes seq=1" in output
     assert "seed 2: ok" in output
 
