@@ -303,7 +303,9 @@ def _target_options(fn: Any) -> Any:
     return _data_dir_option(fn)
 
 
-def _find_run(data_dir: Path, run_id: str | None) -> Path:
+def _find_run(data_dir: Path, run_id: str | None, flag: str = "--run") -> Path:
+    """The run `run_id` names (an id or a unique prefix; None: the latest); `flag` is how the
+    user gave it, for the error (`--run` of inspect, `RUN` of report)."""
     from pbft_core.storage import list_runs
 
     runs = list_runs(data_dir)
@@ -321,7 +323,7 @@ def _find_run(data_dir: Path, run_id: str | None) -> Path:
         return matches[0]
     if matches:
         names = ", ".join(p.name for p in matches[:10]) + (" …" if len(matches) > 10 else "")
-        raise UsageFailure(f"--run {run_id!r} is ambiguous: {len(matches)} runs start with it ({names})")
+        raise UsageFailure(f"{flag} {run_id!r} is ambiguous: {len(matches)} runs start with it ({names})")
     raise UsageFailure(f"no run {run_id!r} under {data_dir} (see `pbft runs`)")
 
 
@@ -601,6 +603,15 @@ main.add_command(
         "simulate",
         "cli.simulate:simulate",
         "Seeded fault schedules, invariants checked after every message.",
+    )
+)
+
+# ``pbft report`` (cli/report_html.py) pulls in rich and matplotlib: imported on use.
+main.add_command(
+    _LazyCommand(
+        "report",
+        "cli.report_html:report",
+        "A run as one self-contained HTML file: every set's tables, view changes and flow.",
     )
 )
 

@@ -301,22 +301,21 @@ def perf_view(target: Target, replica: int | None = None) -> dict[str, Any]:
     return {"set": set_part, "replicas": replicas}
 
 
+def run_view(run_dir: Path) -> dict[str, Any]:
+    """One run as `pbft runs` lists it (and `pbft report` heads its page with)."""
+    with RunIndex(run_dir, read_only=True) as index:
+        info, sets = index.info(), index.sets()
+    return {
+        "run_id": run_dir.name,
+        "scenario": info.get("scenario"),
+        "started_at": info.get("started_at"),
+        "finished_at": info.get("finished_at"),
+        "exit_code": info.get("exit_code"),
+        "ended": info.get("ended", "finished" if "exit_code" in info else None),
+        "sets": [{k: s[k] for k in ("number", "ended_by", "agreement", "duration_s")} for s in sets],
+    }
+
+
 def runs_view(data_dir: Path) -> dict[str, Any]:
-    runs = []
-    for run_dir in list_runs(data_dir):
-        with RunIndex(run_dir, read_only=True) as index:
-            info, sets = index.info(), index.sets()
-        runs.append(
-            {
-                "run_id": run_dir.name,
-                "scenario": info.get("scenario"),
-                "started_at": info.get("started_at"),
-                "finished_at": info.get("finished_at"),
-                "exit_code": info.get("exit_code"),
-                "ended": info.get("ended", "finished" if "exit_code" in info else None),
-                "sets": [
-                    {k: s[k] for k in ("number", "ended_by", "agreement", "duration_s")} for s in sets
-                ],
-            }
-        )
+    runs = [run_view(run_dir) for run_dir in list_runs(data_dir)]
     return {"version": VIEWS_VERSION, "view": "runs", "data_dir": str(data_dir), "runs": runs}
