@@ -127,7 +127,7 @@ def table_html(table: Table, css_class: str) -> str:
     alignment and colours; its title becomes the caption."""
     right = [column.justify == "right" for column in table.columns]
     head = "".join(
-        f'<th{" class=r" if r else ""}>{esc(column.header)}</th>'
+        f"<th{' class=r' if r else ''}>{esc(column.header)}</th>"
         for column, r in zip(table.columns, right, strict=True)
     )
     columns = [list(column.cells) for column in table.columns]
@@ -135,7 +135,7 @@ def table_html(table: Table, css_class: str) -> str:
     for i, row in enumerate(table.rows):
         classes = " ".join(_classes(row.style))  # type: ignore[arg-type]
         cells = "".join(
-            f'<td{" class=r" if r else ""}>{_cell_html(column[i])}</td>'
+            f"<td{' class=r' if r else ''}>{_cell_html(column[i])}</td>"
             for column, r in zip(columns, right, strict=True)
         )
         rows.append((f'<tr class="{classes}">' if classes else "<tr>") + cells + "</tr>")
@@ -211,7 +211,9 @@ def flow_html(target: Target, duration_ms: float | None) -> str:
         flow = collect(target, end_ms=end_ms)
         window = f" · 0–{end_ms:.0f} ms"
         of = f"of {total} " if total is not None else ""
-        hint = f"pbft inspect flow --run {target.run_id} --set {target.set_number} --from {end_ms:.0f}"
+        hint = (
+            f"pbft inspect flow --run {target.run_id} --set {target.set_number} --from {end_ms:.0f}"
+        )
         caption += (
             f" Only the first {end_ms:.0f} ms are drawn ({len(flow.arrows)} {of}messages); "
             f"<code>{esc(hint)}</code> draws the rest."
@@ -239,7 +241,9 @@ def _exit_text(run: dict[str, Any]) -> str:
 def summary_html(run: dict[str, Any], options: dict[str, Any], versions: str) -> str:
     sets = run["sets"]
     agree = "yes" if all(s["agreement"] for s in sets) else '<span class="b c-red">NO</span>'
-    ended = ", ".join(f"{sum(s['ended_by'] == e for s in sets)} {e}" for e in ("completed", "stall", "failure"))
+    ended = ", ".join(
+        f"{sum(s['ended_by'] == e for s in sets)} {e}" for e in ("completed", "stall", "failure")
+    )
     options_text = ", ".join(f"{k} {v}" for k, v in options.items()) or "-"
     return _facts(
         [
@@ -290,7 +294,9 @@ def _set_header(number: int, report: dict[str, Any] | None) -> str:
     if report is None:
         return f'<p class="set-header"><span class="b">Set {number}</span></p>'
     live = ", ".join(report["live"]) or "none"
-    text = f'<span class="b">Set {number}</span> · file line {esc(report["line"])} · live {esc(live)}'
+    text = (
+        f'<span class="b">Set {number}</span> · file line {esc(report["line"])} · live {esc(live)}'
+    )
     down = [name for name, r in report["replicas"].items() if not r["live"]]
     if down:
         text += f" · disconnected {esc(', '.join(down))}"
@@ -311,13 +317,19 @@ def view_changes_html(data: dict[str, Any]) -> str:
             started.add_row(f"{e['t_ms']:.1f}", e["replica"], str(e["new_view"]), e["reason"])
         parts.append(table_html(started, "view-changes"))
     if not data["new_views"]:
-        parts.append('<p class="note">No NEW-VIEW in this set (it stayed in view 1, or no view change completed).</p>')
+        parts.append(
+            '<p class="note">No NEW-VIEW in this set (it stayed in view 1, or no view change completed).</p>'
+        )
     for nv in data["new_views"]:
         v_table = render.make_table("V: the 2f+1 VIEW-CHANGE messages")
         for column in ("from", "stable checkpoint", "prepared seqs"):
             v_table.add_column(column)
         for entry in nv["view_changes"]:
-            v_table.add_row(entry["replica"], str(entry["checkpoint_seq"]), ",".join(map(str, entry["prepared"])) or "-")
+            v_table.add_row(
+                entry["replica"],
+                str(entry["checkpoint_seq"]),
+                ",".join(map(str, entry["prepared"])) or "-",
+            )
         o_table = render.make_table("O: re-proposed sequence numbers")
         o_table.add_column("seq", justify="right")
         o_table.add_column("requests")
@@ -356,7 +368,10 @@ def _databases_html(target: Target) -> str:
 def set_html(target: Target) -> str:
     report = target.report
     number = target.set_number
-    parts = [f'<section class="set" id="set-{number}" data-set="{number}">', f"<h2>Set {number}</h2>"]
+    parts = [
+        f'<section class="set" id="set-{number}" data-set="{number}">',
+        f"<h2>Set {number}</h2>",
+    ]
     parts.append(_set_header(number or 0, report))
     if report is None:
         parts.append(
@@ -383,7 +398,10 @@ def set_targets(run_dir: Path) -> list[Target]:
     """Every set of the run, played or left on disk by an interrupted run, in number order."""
     with RunIndex(run_dir, read_only=True) as index:
         numbers = sorted({s["number"] for s in index.sets()} | set(set_numbers_on_disk(run_dir)))
-        return [Target(set_dir(run_dir, n), "run", run_dir.name, n, index.set_report(n)) for n in numbers]
+        return [
+            Target(set_dir(run_dir, n), "run", run_dir.name, n, index.set_report(n))
+            for n in numbers
+        ]
 
 
 def build(run_dir: Path, versions: str) -> str:
@@ -441,4 +459,6 @@ def report(run_id: str | None, output: Path, data_dir: Path) -> None:
     write_output(output, build(run_dir, _versions()))
     where = "stdout" if is_stdout(output) else str(output)
     # With `-o -` the document owns stdout: the confirmation goes to stderr.
-    make_console(stderr=is_stdout(output)).print(f"[dim]run {run_dir.name}[/dim] · report: {markup_escape(where)}")
+    make_console(stderr=is_stdout(output)).print(
+        f"[dim]run {run_dir.name}[/dim] · report: {markup_escape(where)}"
+    )
