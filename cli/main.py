@@ -611,7 +611,7 @@ main.add_command(
     _LazyCommand(
         "report",
         "cli.report_html:report",
-        "A run as one self-contained HTML file: every set's tables, view changes and flow.",
+        "A run as one self-contained HTML file, to mail or attach.",
     )
 )
 

@@ -334,3 +334,23 @@ def test_a_headless_browser_draws_the_report(played: dict, tmp_path: Path) -> No
     # Not blank: text and tables give many shades, and a good part of the page is not white.
     assert len({tuple(p) for p in pixels[::8, ::8].reshape(-1, pixels.shape[2])}) > 20
     assert (pixels[..., :3].mean(axis=2) < 0.9).mean() > 0.02
+
+
+def test_a_set_the_run_was_interrupted_in_shows_its_databases(played: dict, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(played["data_dir"], data_dir)
+    (run_dir,) = list_runs(data_dir)
+    with RunIndex(run_dir) as index:  # as if Ctrl-C came before set 2's report was recorded
+        index.db.execute("DELETE FROM sets WHERE number = 2")
+        index.db.commit()
+    code, out, _ = split("report", "--data-dir", str(data_dir), "-o", "-")
+    assert code == 0
+    page = Page(out)
+    assert [s["set"] for s in page.sections] == [1, 2]
+    interrupted = page.sections[1]
+    assert "transactions" not in interrupted["tables"]
+    assert [row[0] for row in interrupted["tables"]["replicas"][0]["rows"]] == [
+        f"n{i}" for i in range(1, 8)
+    ]
+    assert interrupted["svgs"] == 1
+    assert "the run stopped while it played" in out
