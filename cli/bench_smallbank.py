@@ -1,8 +1,9 @@
 """``pbft smallbank generate`` and ``pbft bench smallbank``: SmallBank workloads and throughput.
 
 ``bench smallbank`` starts seven replica processes on pipes (the runtime `pbft run` uses, real
-Ed25519 and BLS, SQLite files), drives them with many closed-loop clients from this process
-(`pbft_core.runtime.loadgen`), and reports committed transactions per second, latency
+Ed25519 and BLS, SQLite files), or with ``--transport tcp`` seven ``pbft node`` processes on
+loopback TCP (`pbft_core.runtime.tcp_load.run_local_tcp_load`), drives them with many
+closed-loop clients from this process (`pbft_core.runtime.loadgen`, `tcp_load`), and reports committed transactions per second, latency
 percentiles, the fast-path share, batch sizes, messages and bytes per request, and the
 cryptographic floor measured on this machine in the same run (`pbft_core.floor`).
 
@@ -177,6 +178,8 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Measure this many times (a fresh cluster and floor each time) and report the median run; the JSON lists every run.")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run every replica under cProfile (CPU time) and write n<i>.prof here; slows everything down.")
 @click.option("--cluster", "cluster_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Drive this running TCP cluster (`pbft keygen --state smallbank:N --clients C`) instead of starting replicas; its file sets the replica parameters.")
+@click.option("--transport", type=click.Choice(["pipes", "tcp"]), default="pipes", show_default=True, help="pipes: replica processes linked by pipes (`pbft run`); tcp: seven `pbft node` processes on loopback TCP, started and stopped by the benchmark.")
+@click.option("--durability", type=click.Choice(["power", "process"]), default="power", show_default=True, help="--transport tcp: the nodes' write-ahead log mode (`pbft node --durability`).")
 def bench_smallbank(
     clients: int,
     duration: float,
@@ -197,8 +200,11 @@ def bench_smallbank(
     repeat: int,
     profile_dir: Path | None,
     cluster_path: Path | None,
+    transport: str,
+    durability: str,
 ) -> None:
-    """Closed-loop SmallBank load on seven replica processes (f = 2, real crypto, no faults).
+    """Closed-loop SmallBank load on seven replica processes (f = 2, real crypto, no faults),
+    linked by pipes or (--transport tcp) by loopback TCP.
 
     Prints committed tx/s, latency percentiles, fast-path share, mean batch, messages and bytes
     per request, and the cryptographic floor measured in the same run. Exit code 0 when the run
@@ -221,6 +227,7 @@ def bench_smallbank(
     if is_stdout(plot_path):
         raise UsageFailure("--plot: a PNG is written to a file, not to stdout")
     check_output_file(plot_path, "--plot")
+    transport = _check_transport(transport, durability, cluster_path, profile_dir)
     if cluster_path is None:
         check_writable_dir(data_dir, "--data-dir")
     config = ClusterConfig(
@@ -247,7 +254,7 @@ def bench_smallbank(
     for number in range(1, repeat + 1):
         if repeat > 1:
             console.print(f"[bold]run {number} of {repeat}[/]")
-        report = _run(console, options, data_dir, profile_dir, cluster_path)
+        report = _run(console, options, data_dir, profile_dir, cluster_path, transport, durability)
         if report is None:
             sys.exit(1)
         render_report(console, report)
@@ -260,6 +267,28 @@ def bench_smallbank(
     if plot_path is not None:
         _plot(report, plot_path)
         console.print(f"plot: {plot_path}")
+
+
+def _check_transport(transport: str, durability: str, cluster_path: Path | None, profile_dir: Path | None) -> str:
+    """The transport the run uses ("pipes" or "tcp"); options that contradict it exit 2."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+    if cluster_path is not None:
+        if given("transport") and transport != "tcp":
+            raise UsageFailure("--cluster drives a TCP cluster: --transport pipes contradicts it")
+        if given("durability"):
+            raise UsageFailure("--durability is the running nodes' own option (`pbft node --durability`), not --cluster's")
+        return "tcp"
+    if transport == "tcp" and profile_dir is not None:
+        raise UsageFailure("--profile runs pipes workers under cProfile: it cannot be used with --transport tcp (py-spy record --subprocesses can)")
+    if transport == "pipes" and given("durability"):
+        raise UsageFailure("--durability applies to --transport tcp only (pipes workers keep no write-ahead log)")
+    return transport
 
 
 def _cluster_options(options: Any, cluster_path: Path, profile_dir: Path | None) -> Any:
@@ -279,13 +308,21 @@ def _cluster_options(options: Any, cluster_path: Path, profile_dir: Path | None)
         raise UsageFailure(str(exc)) from None
 
 
-def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | None, cluster_path: Path | None = None) -> dict[str, Any] | None:
+def _run(
+    console: Console,
+    options: Any,
+    data_dir: Path,
+    profile_dir: Path | None,
+    cluster_path: Path | None = None,
+    transport: str = "pipes",
+    durability: str = "power",
+) -> dict[str, Any] | None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pbft_core.floor import CryptoBudget, measure_costs
     from pbft_core.runtime.loadgen import WorkerFailure, run_load
     from pbft_core.runtime.pipes import PROFILE_DIR_VARIABLE
-    from pbft_core.runtime.tcp_load import ClusterUnavailable, run_tcp_load
+    from pbft_core.runtime.tcp_load import ClusterUnavailable, run_local_tcp_load, run_tcp_load
     from pbft_core.storage import new_run_id
 
     with console.status("measuring the cryptographic floor on this machine"):
@@ -314,6 +351,8 @@ def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | Non
         try:
             if cluster_path is not None:
                 result = run_tcp_load(options, cluster_path, on_progress)
+            elif transport == "tcp":
+                result = run_local_tcp_load(options, run_dir, on_progress, durability=durability)
             else:
                 result = run_load(options, run_dir, on_progress)
         except (WorkerFailure, ClusterUnavailable) as exc:
@@ -321,7 +360,11 @@ def _run(console: Console, options: Any, data_dir: Path, profile_dir: Path | Non
             return None
         finally:
             os.environ.pop(PROFILE_DIR_VARIABLE, None)
-    return build_report(result, budget, run_dir)
+    if cluster_path is not None:
+        durability_of_run: str | None = None  # the running nodes' own, unknown here
+    else:
+        durability_of_run = durability if transport == "tcp" else None
+    return build_report(result, budget, run_dir, transport=transport, durability=durability_of_run)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -332,7 +375,14 @@ def _percentile(values: list[float], fraction: float) -> float:
     return 0.0 if value is None else value
 
 
-def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dict[str, Any]:
+def build_report(
+    result: LoadResult,
+    budget: CryptoBudget,
+    run_dir: Path,
+    *,
+    transport: str = "pipes",
+    durability: str | None = None,
+) -> dict[str, Any]:
     """The JSON report (docs/benchmarks.md lists every key)."""
     from pbft_core.runtime.loadgen import BUCKET_S
 
@@ -367,6 +417,8 @@ def build_report(result: LoadResult, budget: CryptoBudget, run_dir: Path) -> dic
         "config": {
             "n": config.n,
             "f": config.f,
+            "transport": transport,
+            "durability": durability,
             "clients": options.clients,
             "duration_s": duration,
             "warmup_s": options.warmup_s,
@@ -464,7 +516,8 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
 
     cfg = report["config"]
     lat = report["latency_ms"]
-    table = Table(title=f"SmallBank on {cfg['n']} replicas (f = {cfg['f']}), {cfg['clients']} clients, {cfg['duration_s']:.0f} s", title_justify="left", show_header=True, header_style="bold")
+    over = " over TCP" if cfg.get("transport") == "tcp" else ""
+    table = Table(title=f"SmallBank on {cfg['n']} replicas (f = {cfg['f']}){over}, {cfg['clients']} clients, {cfg['duration_s']:.0f} s", title_justify="left", show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
@@ -533,7 +586,8 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     right.set_title("Latency distribution")
     right.legend()
     cfg = report["config"]
-    figure.suptitle(f"SmallBank, n={cfg['n']}, {cfg['clients']} clients, {report['machine']['cores']} cores")
+    over = ", TCP" if cfg.get("transport") == "tcp" else ""
+    figure.suptitle(f"SmallBank, n={cfg['n']}{over}, {cfg['clients']} clients, {report['machine']['cores']} cores")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -31,12 +31,20 @@ connection per replica, every benchmark client multiplexed over it).
   The replicas keep running.
 
 Completions are counted by the same `WindowTally` as `run_load`'s.
+
+`run_local_tcp_load` (``pbft bench smallbank --transport tcp``) brings its own cluster: it
+deals keys for the run's configuration into a temporary directory (loopback addresses on free
+ports, one benchmark client key per client), starts seven ``pbft node`` processes
+(`tcp_local.LocalCluster`, data and logs under the run directory), waits until each listens,
+runs `run_tcp_load` against them, and stops them (SIGTERM, then kill -9 after a timeout or a
+second interruption), whatever happened: no node outlives the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -58,12 +66,17 @@ from .loadgen import (
     benchmark_clients,
 )
 from .tcp import ClientPool, NodeLog, PoolCompletion
+from .tcp.limits import DURABILITY_MODES, DURABILITY_POWER
+from .tcp_local import LocalCluster, local_cluster_file
 
 # How long to wait for every replica to accept the pool before starting with 2f+1 of them.
 CONNECT_ALL_TIMEOUT_S = 10.0
 # After the window, how long outstanding transactions may take to finish before disconnecting.
 DRAIN_TIMEOUT_S = 5.0
 PROGRESS_INTERVAL_S = 0.2
+# `run_local_tcp_load`: how long seven fresh nodes may take to listen, and to stop cleanly.
+LOCAL_START_TIMEOUT_S = 60.0
+LOCAL_STOP_TIMEOUT_S = 15.0
 
 NoticeCallback = Callable[[str], None]
 
@@ -165,6 +178,49 @@ def run_tcp_load(
     secrets = _load_secrets(cluster, benchmark_clients(options.clients))
     notice = on_notice or _stderr_notice
     return asyncio.run(_Load(options, cluster, secrets, on_progress, notice).run())
+
+
+def run_local_tcp_load(
+    options: LoadOptions,
+    run_dir: Path,
+    on_progress: ProgressCallback | None = None,
+    *,
+    durability: str = DURABILITY_POWER,
+    on_notice: NoticeCallback | None = None,
+) -> LoadResult:
+    """Run the load on a fresh local TCP cluster of `options.config` (see the module
+    docstring): node data and logs go to `run_dir`, keys to a temporary directory removed
+    afterwards. Raises `ClusterUnavailable` when a node does not start, the cluster commits
+    nothing, or a node does not stop cleanly."""
+    assert durability in DURABILITY_MODES
+    config = options.config
+    replicas = list(config.replica_ids)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logs = run_dir / "logs"
+    with tempfile.TemporaryDirectory(prefix="pbft-bench-keys-") as keys:
+        cluster = local_cluster_file(Path(keys), config, benchmark_clients(options.clients), seed=options.seed)
+        assert cluster.path is not None
+        node_args = {r: ["--durability", durability] for r in replicas}
+        local = LocalCluster(cluster.path, run_dir, logs, node_args)
+        addresses = {r: (cluster.addresses[r].host, cluster.addresses[r].port) for r in replicas}
+        try:
+            local.start_all(replicas)
+            failure = local.wait_listening(replicas, addresses, min(LOCAL_START_TIMEOUT_S, options.startup_timeout_s))
+            if failure is not None:
+                raise ClusterUnavailable(f"{failure} (logs in {logs})")
+            result = run_tcp_load(options, cluster, on_progress, on_notice=on_notice)
+        finally:
+            codes = local.stop_or_kill(LOCAL_STOP_TIMEOUT_S)
+    bad = {r: c for r, c in codes.items() if c != 0}
+    if bad:
+        raise ClusterUnavailable(
+            "; ".join(
+                f"{replica_name(r)} {'had to be killed' if c is None else f'exited with {c}'} "
+                f"(see {logs / f'{replica_name(r)}.log'})"
+                for r, c in sorted(bad.items())
+            )
+        )
+    return result
 
 
 class _Load:
@@ -309,5 +365,6 @@ __all__ = [
     "ClusterUnavailable",
     "TcpLoadUsageError",
     "prepare",
+    "run_local_tcp_load",
     "run_tcp_load",
 ]

@@ -1,6 +1,7 @@
 """A TCP cluster on this machine: `pbft node` subprocesses on free loopback ports.
 
-Used by the process tests and by ``pbft run --transport tcp``. Each replica is a real
+Used by the process tests, by ``pbft run --transport tcp`` and by ``pbft bench smallbank
+--transport tcp``. Each replica is a real
 ``python -m cli.main node`` process (exactly what an operator starts on a host), so crashes are
 real: `LocalCluster.kill` is ``kill -9`` of that one process, `LocalCluster.start` again brings
 it back on the same data directory, where it recovers from its write-ahead log.
@@ -154,6 +155,46 @@ class LocalCluster:
         for r in list(self.processes):
             codes[r] = self.terminate(r, max(0.1, deadline - time.monotonic()), signal_sent=True)
         return codes
+
+    def kill_all(self) -> None:
+        """``kill -9`` every replica still running (the last resort when a clean stop is cut
+        short, e.g. by a second Ctrl-C): no process outlives its cluster."""
+        for r, process in self.processes.items():
+            if process.popen.poll() is None:
+                with contextlib.suppress(Exception):
+                    self.kill(r)
+            with contextlib.suppress(Exception):
+                process.log.close()
+
+    def stop_or_kill(self, timeout_s: float = 10.0) -> dict[int, int | None]:
+        """`stop_all`; if that is interrupted (Ctrl-C while waiting), `kill_all` before the
+        interruption goes on, so no replica is left behind."""
+        try:
+            return self.stop_all(timeout_s)
+        except BaseException:
+            self.kill_all()
+            raise
+
+    def wait_listening(self, replicas: list[int], addresses: dict[int, tuple[str, int]], timeout_s: float) -> str | None:
+        """Wait until every replica of `replicas` accepts a TCP connection on its address; why
+        not (a process that exited, with the end of its log, or the ones still silent at the
+        deadline), or None. The probe connects and closes at once: the node counts one
+        unfinished handshake for it."""
+        deadline = time.monotonic() + timeout_s
+        waiting = set(replicas)
+        while waiting:
+            dead = sorted(r for r in waiting if not self.alive(r))
+            if dead:
+                return "; ".join(f"n{r} exited during startup: {self.log_text(r).strip()[-400:]}" for r in dead)
+            for r in sorted(waiting):
+                with contextlib.suppress(OSError), socket.create_connection(addresses[r], timeout=0.2):
+                    waiting.discard(r)
+            if not waiting:
+                return None
+            if time.monotonic() > deadline:
+                return f"{', '.join(f'n{r}' for r in sorted(waiting))} did not start listening within {timeout_s:g} s"
+            time.sleep(0.05)
+        return None
 
     def log_text(self, replica: int) -> str:
         path = self.log_dir / f"n{replica}.log"
