@@ -21,8 +21,8 @@ or a client process)::
 connection). ``eph_*`` are fresh X25519 keys, ``nonce_*`` 32 random bytes. Both sides sign
 the same transcript hash T over (proto, acceptor id, nonce_a, eph_a, role, names, nonce_d,
 eph_d), each with a role-specific domain tag: every dialer identity signs
-``pbft-tcp/1/dialer/`` + T with its Ed25519 identity key, the acceptor signs
-``pbft-tcp/1/acceptor/`` + T with its own. Verification uses only the public keys of the
+``pbft-tcp/2/dialer/`` + T with its Ed25519 identity key, the acceptor signs
+``pbft-tcp/2/acceptor/`` + T with its own. Verification uses only the public keys of the
 cluster file. So a peer that claims another replica's identity cannot produce the signature;
 a recorded handshake cannot be replayed (the other side's nonce and ephemeral key are fresh);
 a dialer checks that it reached the replica it dialed, not whoever answers at that address.
@@ -35,8 +35,13 @@ connection (a TCP stream that lost sync cannot be trusted again; the peer reconn
 Protocol messages inside stay signed end to end as before; the session adds confidentiality
 and makes a hijacked or replayed stream useless.
 
-A session payload starts with a kind byte: ``M`` a protocol message (wire codec), ``Q`` a
-status query (clients only), ``S`` a status answer (msgpack map).
+A session payload starts with a kind byte: ``M`` a protocol message (wire codec), ``B``
+several protocol messages (each a 4-byte big-endian length and a message, back to back: what
+one link was handed in one turn of the sender's loop, sealed and written as one frame, as the
+pipes shell does), ``Q`` a status query (clients only), ``S`` a status answer (msgpack map).
+A ``B`` payload is checked before any of its messages is used: every length within the
+payload, none zero, nothing left over (`split_messages`); each message inside is then treated
+exactly as if it had come in its own ``M`` frame (a client's may only be REQUESTs).
 
 **Hostile peers.** Every bound is checked before the work it bounds. A client connection reads
 frames of at most `CLIENT_FRAME_BYTES_MAX` (a request is small; the codec's 8 MiB limit is for
@@ -70,9 +75,14 @@ from nacl.signing import SigningKey, VerifyKey
 from ..messages import MESSAGE_SIZE_MAX
 from .packing import pack
 
-PROTOCOL = "pbft-tcp/1"
+# 2: payloads of kind B (several messages in one frame). A node of version 1 and one of
+# version 2 refuse each other's handshake instead of misreading each other's frames.
+PROTOCOL = "pbft-tcp/2"
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
+# A message inside a B payload: its length, then its bytes.
+ITEM_HEADER = HEADER
+ITEM_HEADER_SIZE = ITEM_HEADER.size
 SEAL_OVERHEAD = SecretBox.MACBYTES
 # Payload kind byte + the MAC on top of the largest protocol message.
 FRAME_SIZE_MAX = MESSAGE_SIZE_MAX + 1 + SEAL_OVERHEAD
@@ -94,7 +104,11 @@ NONCE_SIZE = 32
 KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 
+# A message as a shell holds it: bytes, or a view into a received payload.
+Buffer = bytes | memoryview
+
 KIND_MESSAGE = b"M"
+KIND_MESSAGES = b"B"
 KIND_QUERY = b"Q"
 KIND_STATE = b"S"
 
@@ -157,6 +171,61 @@ async def read_frame(reader: asyncio.StreamReader, size_max: int, body_timeout_s
             return await reader.readexactly(size)
     except TimeoutError:
         raise FrameTimeout(f"frame body of {size} bytes not received in {body_timeout_s} s") from None
+
+
+def join_messages(messages: Iterable[Buffer]) -> bytes:
+    """The payload (kind byte included) that carries `messages`: ``M`` + the message if there is
+    exactly one, else ``B`` + each message's length and bytes. The caller keeps the result within
+    the receiver's frame limit (`batch_messages`)."""
+    items = list(messages)
+    assert items and all(items), "one or more non-empty messages"
+    if len(items) == 1:
+        return KIND_MESSAGE + items[0]
+    pack_header = ITEM_HEADER.pack
+    return KIND_MESSAGES + b"".join(pack_header(len(m)) + m for m in items)
+
+
+def batch_messages(messages: Iterable[Buffer], payload_bytes_max: int) -> list[list[Buffer]]:
+    """`messages` in order, cut into runs whose `join_messages` payload is at most
+    `payload_bytes_max` bytes (a message too large for any run goes alone: the receiver's limit
+    is then the sender's problem, as for a single ``M`` frame)."""
+    runs: list[list[Buffer]] = []
+    run: list[Buffer] = []
+    size = 1  # the kind byte
+    for message in messages:
+        grown = size + ITEM_HEADER_SIZE + len(message)
+        if run and grown > payload_bytes_max:
+            runs.append(run)
+            run, grown = [], 1 + ITEM_HEADER_SIZE + len(message)
+        run.append(message)
+        size = grown
+    if run:
+        runs.append(run)
+    return runs
+
+
+def split_messages(payload: bytes | memoryview) -> list[memoryview]:
+    """The messages of a ``B`` payload (kind byte included), as views into it. Raises
+    `PeerMisbehaved` ("frame.bad_batch") unless the payload is exactly a sequence of non-empty,
+    length-prefixed messages: nothing is used from a payload that does not parse whole."""
+    view = memoryview(payload)
+    if view[:1] != KIND_MESSAGES:
+        raise PeerMisbehaved("frame.bad_batch", "not a B payload")
+    items: list[memoryview] = []
+    at, end = 1, len(view)
+    unpack_header = ITEM_HEADER.unpack_from
+    while at < end:
+        if end - at < ITEM_HEADER_SIZE:
+            raise PeerMisbehaved("frame.bad_batch", f"a B payload ends inside a length, at byte {at}")
+        (size,) = unpack_header(view, at)
+        at += ITEM_HEADER_SIZE
+        if size == 0 or size > end - at:
+            raise PeerMisbehaved("frame.bad_batch", f"a B payload holds a message of {size} bytes with {end - at} left")
+        items.append(view[at : at + size])
+        at += size
+    if not items:
+        raise PeerMisbehaved("frame.bad_batch", "an empty B payload")
+    return items
 
 
 def peek_message_tag(data: bytes | memoryview) -> int | None:

@@ -65,6 +65,10 @@ TO_CLIENT_FRAME_BYTES_MAX = max(STATUS_ANSWER_BYTES_MAX, CLIENT_FRAME_BYTES_MAX)
 TO_REPLICA_DIALER_FRAME_BYTES_MAX = 1024
 # `request_bytes` measures a request without its tag and array header; a few bytes cover them.
 CLIENT_FRAME_TAG_SLACK_BYTES = 16
+# The node's pump writes a link's frames itself, right after its commit, while the link's
+# transport holds at most this many unsent bytes; beyond that the link's writer task writes
+# them once the transport has drained (asyncio's default high-water mark is 64 KiB).
+DIRECT_WRITE_BUFFERED_MAX = 64 * 1024
 # A reader yields to the event loop after this many frames, so one busy peer cannot starve
 # the others (or the pump) of attention.
 FRAMES_PER_YIELD = 32

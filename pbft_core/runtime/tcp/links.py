@@ -15,14 +15,19 @@ from typing import Any
 from ...clusterfile import Address
 from ...config import replica_name
 from ..framing import (
+    FRAME_SIZE_MAX,
     HANDSHAKE_FRAME_MAX,
+    KIND_MESSAGE,
     ROLE_REPLICA,
+    SEAL_OVERHEAD,
     Dialer,
     FrameError,
     HandshakeError,
     PeerIdentity,
     Session,
+    batch_messages,
     frame,
+    join_messages,
     read_frame,
 )
 from . import limits
@@ -152,9 +157,40 @@ def source_of(peer_address: object) -> str:
     return "?"
 
 
+def coalesce(payloads: list[bytes], payload_bytes_max: int) -> list[bytes]:
+    """`payloads` in order, with every run of consecutive ``M`` payloads (one protocol message
+    each) joined into as few ``B`` payloads as fit in `payload_bytes_max` (framing's
+    `join_messages`); status queries and answers stay as they are."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+
+    def close_run() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            messages = [memoryview(p)[1:] for p in run]
+            out.extend(join_messages(part) for part in batch_messages(messages, payload_bytes_max))
+        run.clear()
+
+    for payload in payloads:
+        if payload[:1] == KIND_MESSAGE:
+            run.append(payload)
+        else:
+            close_run()
+            out.append(payload)
+    close_run()
+    return out
+
+
 @dataclass(eq=False)
 class Connection:
-    """An authenticated connection: its session, its identity, its writer task."""
+    """An authenticated connection: its session, its identity, its writer task.
+
+    The writer seals and writes, once per turn of the event loop, everything queued since its
+    last turn: the protocol messages among it as few frames as the peer's frame limit
+    (`frame_bytes_max`, what the other end reads) allows, so a broadcast step costs each link
+    one seal, one write and one drain, however many messages it produced.
+    """
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
@@ -164,17 +200,35 @@ class Connection:
     closed: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     status_queries: TokenBucket | None = None  # clients' connections: the status query limit
+    frame_bytes_max: int = FRAME_SIZE_MAX  # the largest frame the peer reads from us
 
     def send(self, payload: bytes) -> None:
         if not self.closed:
             self.outbox.put(payload)
 
+    def _write_queued(self) -> None:
+        # Sealing and writing happen together, with no await between: frames reach the stream
+        # in the order of their session counters, whichever of the two paths writes them.
+        payloads = coalesce(self.outbox.take_all(), self.frame_bytes_max - SEAL_OVERHEAD)
+        self.writer.write(b"".join([frame(self.session.seal(p)) for p in payloads]))
+
+    def write_now(self) -> bool:
+        """Write what is queued from the caller's turn of the loop (the node's pump, right
+        after its commit), saving the hop to `write_loop`'s task; only while the transport
+        holds less than `DIRECT_WRITE_BUFFERED_MAX` unsent bytes, so a slow peer is still
+        paced by `write_loop`'s drain. Whether it wrote."""
+        if self.closed or not len(self.outbox) or self.writer.transport.is_closing():
+            return False
+        if self.writer.transport.get_write_buffer_size() > limits.DIRECT_WRITE_BUFFERED_MAX:
+            return False
+        self._write_queued()
+        return True
+
     async def write_loop(self) -> None:
         """Seal and write whatever is queued, in order (the session counter depends on it)."""
         while True:
             await self.outbox.ready.wait()
-            payloads = self.outbox.take_all()
-            self.writer.write(b"".join(frame(self.session.seal(p)) for p in payloads))
+            self._write_queued()
             await self.writer.drain()
 
     def close(self) -> None:
@@ -218,8 +272,11 @@ class DialLink:
         on_state: Callable[[bool], None] | None = None,
         reconnect_max_s: float = RECONNECT_DELAY_MAX_S,
         frame_bytes_max: int | None = None,
+        send_frame_bytes_max: int = FRAME_SIZE_MAX,
     ) -> None:
         self.target = target
+        # What the replica reads in one frame from us: a peer's frame limit, or a client's.
+        self.send_frame_bytes_max = send_frame_bytes_max
         self.reconnect_max_s = reconnect_max_s
         # A replica's link to a peer carries nothing back; a client's carries replies and
         # status answers. Either way far less than a replica's own frames.
@@ -245,6 +302,11 @@ class DialLink:
 
     def send(self, payload: bytes) -> None:
         self.outbox.put(payload)
+
+    def write_now(self) -> bool:
+        """`Connection.write_now` on the current connection, if there is one."""
+        connection = self.connection
+        return connection is not None and connection.write_now()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -312,7 +374,9 @@ class DialLink:
             writer.close()
             raise
         identity = PeerIdentity(ROLE_REPLICA, (replica_name(self.target),))
-        return Connection(reader, writer, session, identity, self.outbox)
+        return Connection(
+            reader, writer, session, identity, self.outbox, frame_bytes_max=self.send_frame_bytes_max
+        )
 
     async def _serve(self, connection: Connection) -> None:
         loop = asyncio.get_running_loop()

@@ -31,6 +31,7 @@ from ..framing import (
     FRAME_SIZE_MAX,
     HANDSHAKE_FRAME_MAX,
     KIND_MESSAGE,
+    KIND_MESSAGES,
     KIND_QUERY,
     KIND_STATE,
     ROLE_CLIENT,
@@ -45,6 +46,7 @@ from ..framing import (
     frame,
     peek_message_tag,
     read_frame,
+    split_messages,
 )
 from ..host import NodeHost
 from ..packing import pack
@@ -70,6 +72,12 @@ from .limits import (
 )
 from .links import Connection, DialLink, HandshakeSlots, Outbox, TokenBucket, source_of, tune
 from .log import NodeLog
+
+# How many rounds the pump lets the readers hand over input that already arrived before it ticks
+# the replica (see `_pump`). Two turns of the event loop per round: one polls the sockets, the
+# next runs the readers it woke. Measured with SmallBank at 64 clients on two cores: 0 rounds
+# gave batches of 9-10 and 87-94% fast path, 1 round 14, 2 to 4 rounds 19-21 and 98-99%.
+SETTLE_ROUNDS_MAX = 4
 
 
 class ReplicaNode:
@@ -104,6 +112,8 @@ class ReplicaNode:
         self.counters: Counter[str] = Counter()
         self.peers = [r for r in self.config.replica_ids if r != replica_id]
         self.links: dict[int, DialLink] = {}
+        # Links and client connections the current flush queued frames on (insertion-ordered).
+        self._dirty: dict[DialLink | Connection, None] = {}
         self.inbound: dict[int, Connection] = {}
         self.client_routes: dict[str, Connection] = {}
         self.client_connections: set[Connection] = set()
@@ -339,9 +349,28 @@ class ReplicaNode:
             # timers run (the leader's own shares and aggregate check wait for its messages).
             self._commit()
             host.flush()
+            self._write_out()
+            # Before the replica's own work runs (a leader's proposal is due at once with
+            # batch_wait_ms = 0), let the readers hand over what has already arrived, as the
+            # pipes worker reads every ready link before it ticks: a proposal then takes every
+            # request at hand instead of the first few, and one more instance in flight does
+            # not split the load into ever smaller batches. A round is two turns (the first
+            # polls the sockets, the second runs the readers it woke); another round only
+            # while they keep finding input, at most SETTLE_ROUNDS_MAX. What the inputs caused
+            # is committed and sent after every round, so votes never wait for the proposal.
+            for _ in range(SETTLE_ROUNDS_MAX):
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                if not self._kick.is_set():
+                    break
+                self._kick.clear()
+                self._commit()
+                host.flush()
+                self._write_out()
             if host.tick_if_due(self.now_ms()):
                 self._commit()
                 host.flush()
+                self._write_out()
             # Let readers run before the next commit, even when a timer is already due.
             await asyncio.sleep(0)
 
@@ -354,10 +383,20 @@ class ReplicaNode:
                 kind, detail = summary
                 self.log.info(f"protocol.{kind}", **detail)
 
+    def _write_out(self) -> None:
+        """Write what this flush queued, one frame run per link, from the pump's own turn (a
+        link whose peer is slow leaves it to its writer task; see `Connection.write_now`)."""
+        written = 0
+        for target in self._dirty:
+            written += target.write_now()
+        self._dirty.clear()
+        self.counters["out.direct_writes"] += written
+
     def _send_to_replica(self, replica: int, data: bytes) -> None:
         link = self.links.get(replica)
         if link is not None:
             link.send(KIND_MESSAGE + data)
+            self._dirty[link] = None
 
     def _send_to_client(self, client: str, data: bytes) -> None:
         connection = self.client_routes.get(client)
@@ -365,6 +404,7 @@ class ReplicaNode:
             self.counters["out.client_unreachable"] += 1
             return
         connection.send(KIND_MESSAGE + data)
+        self._dirty[connection] = None
 
     # ---- inbound connections ---------------------------------------------------------------
 
@@ -402,7 +442,11 @@ class ReplicaNode:
                 writer.close()
             return
         session, identity = established
-        connection = Connection(reader, writer, session, identity, Outbox(self.counters, "out.client"))
+        # Replies and status answers go to a client pool, which reads frames of at most this.
+        connection = Connection(
+            reader, writer, session, identity, Outbox(self.counters, "out.client"),
+            frame_bytes_max=limits.TO_CLIENT_FRAME_BYTES_MAX,
+        )  # fmt: skip
         if identity.role == ROLE_CLIENT and not self._admit_client(connection):
             self.counters["conn.refused_clients_max"] += 1
             writer.close()
@@ -529,26 +573,34 @@ class ReplicaNode:
         replica = identity.replica
         # A client only ever sends small requests and status queries (see CLIENT_FRAME_BYTES_MAX).
         size_max = FRAME_SIZE_MAX if replica is not None else self.client_frame_bytes_max
-        frames = 0
+        handled = 0
         while not connection.closed:
             body = await read_frame(connection.reader, size_max, FRAME_BODY_TIMEOUT_S)
             payload = connection.session.open(body)
             kind = payload[:1]
-            if kind == KIND_MESSAGE:
-                # The tag is read from the first bytes: a message of no known type (or, from a
-                # client, of any type but REQUEST) is refused before the codec decodes its body.
-                tag = peek_message_tag(memoryview(payload)[1:])
-                if replica is not None:
-                    if tag in MESSAGE_TYPES:
-                        host.on_peer_bytes(replica, payload[1:], self.now_ms())
+            if kind in (KIND_MESSAGE, KIND_MESSAGES):
+                # A B payload is split (and refused whole if it does not parse) before any of its
+                # messages is used; each is then handled as if it had come in its own M frame.
+                messages = (memoryview(payload)[1:],) if kind == KIND_MESSAGE else split_messages(payload)
+                for message in messages:
+                    # The tag is read from the first bytes: a message of no known type (or, from
+                    # a client, of any type but REQUEST) is refused before the codec decodes it.
+                    tag = peek_message_tag(message)
+                    if replica is not None:
+                        if tag in MESSAGE_TYPES:
+                            host.on_peer_bytes(replica, bytes(message), self.now_ms())
+                            kick.set()
+                        else:
+                            self.counters["frame.unknown_tag"] += 1
+                    elif tag == Request.TAG:
+                        host.on_client_bytes(identity.label, bytes(message), self.now_ms())
                         kick.set()
                     else:
-                        self.counters["frame.unknown_tag"] += 1
-                elif tag == Request.TAG:
-                    host.on_client_bytes(identity.label, payload[1:], self.now_ms())
-                    kick.set()
-                else:
-                    raise PeerMisbehaved("client.not_request", f"a client sent a message with tag {tag}")
+                        raise PeerMisbehaved("client.not_request", f"a client sent a message with tag {tag}")
+                    handled += 1
+                    if handled % FRAMES_PER_YIELD == 0:
+                        await asyncio.sleep(0)
+                continue
             elif kind == KIND_QUERY and replica is None:
                 assert connection.status_queries is not None
                 if connection.status_queries.take(time.monotonic()):
@@ -561,8 +613,8 @@ class ReplicaNode:
                 raise PeerMisbehaved("frame.unexpected_kind", f"a client sent a payload of kind {kind!r}")
             else:
                 self.counters["frame.unexpected_kind"] += 1
-            frames += 1
-            if frames % FRAMES_PER_YIELD == 0:
+            handled += 1
+            if handled % FRAMES_PER_YIELD == 0:
                 await asyncio.sleep(0)
 
     # ---- status ----------------------------------------------------------------------------

@@ -18,14 +18,18 @@ from ...keys import NodeSecrets
 from ...messages import Arg, DecodeError, Reply, Request, decode, encode
 from ..framing import (
     KIND_MESSAGE,
+    KIND_MESSAGES,
     KIND_QUERY,
     KIND_STATE,
     ROLE_CLIENT,
     Dialer,
+    PeerMisbehaved,
+    split_messages,
 )
 from .limits import (
     CLIENT_RECONNECT_DELAY_MAX_S,
     STATUS_TIMEOUT_S,
+    client_frame_bytes_max,
 )
 from .links import DialLink
 from .log import NodeLog
@@ -166,6 +170,9 @@ class ClientPool:
                 self.log,
                 on_payload=lambda payload, r=r: self._on_payload(r, payload),
                 reconnect_max_s=CLIENT_RECONNECT_DELAY_MAX_S,
+                # The requests queued in one turn leave as one frame, within the replica's
+                # limit on what a client may send in one.
+                send_frame_bytes_max=client_frame_bytes_max(self.config),
             )
             self.links[r] = link
             self._status_waiters[r] = deque()
@@ -279,11 +286,23 @@ class ClientPool:
             else:
                 self.counters["status.unsolicited"] += 1
             return
+        if kind == KIND_MESSAGES:
+            try:
+                messages = split_messages(payload)
+            except PeerMisbehaved:
+                self.counters["frame.bad_batch"] += 1
+                return
+            for message in messages:
+                self._on_reply_bytes(replica, message)
+            return
         if kind != KIND_MESSAGE:
             self.counters["frame.unexpected_kind"] += 1
             return
+        self._on_reply_bytes(replica, memoryview(payload)[1:])
+
+    def _on_reply_bytes(self, replica: int, data: memoryview) -> None:
         try:
-            reply = decode(payload[1:])
+            reply = decode(data)  # type: ignore[arg-type]  # the codec reads any buffer
         except DecodeError:
             self.counters["replies.undecodable"] += 1
             return
