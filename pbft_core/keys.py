@@ -270,6 +270,7 @@ def generate_by_dkg(
         by_conn = {conn: r for r, conn in conns.items()}
         by_sentinel = {p.sentinel: r for r, p in processes.items()}
         replies: dict[str, dict[int, list[Any]]] = {"hello": {}, "done": {}, "written": {}}
+        exited: set[int] = set()
 
         def pump(stage: str) -> None:
             """Route broadcasts until every participant has sent `stage`."""
@@ -278,17 +279,24 @@ def generate_by_dkg(
                 if remaining <= 0:
                     missing = sorted(set(config.replica_ids) - set(replies[stage]))
                     raise DkgRunError(f"timed out waiting for {', '.join(f'n{r}' for r in missing)}")
+                # A participant may exit as soon as it has sent its last answer: an exit is an
+                # error only for one that has not answered this stage.
+                for r in exited - set(replies[stage]):
+                    raise DkgRunError(f"n{r}'s key generation process exited")
                 for ready in wait([*by_conn, *by_sentinel], remaining):
                     if ready in by_sentinel:
                         r = by_sentinel[ready]
                         if not conns[r].poll():  # an exit with nothing left to read
-                            raise DkgRunError(f"n{r}'s key generation process exited")
+                            del by_sentinel[ready]
+                            exited.add(r)
                         continue
                     r = by_conn[ready]
                     try:
                         kind, *rest = msgpack.unpackb(ready.recv_bytes(), raw=False)
                     except EOFError:
-                        raise DkgRunError(f"n{r}'s key generation process exited") from None
+                        del by_conn[ready]
+                        exited.add(r)
+                        continue
                     if kind == "error":
                         raise DkgRunError(f"n{r}: {rest[0]}")
                     if kind == "dkg":
