@@ -104,7 +104,7 @@ def test_a_client_b_frame_with_a_message_that_is_not_a_request_closes_the_connec
         closed = []
         for name, payload in (
             # a request, then a STATUS: refused before the codec sees either
-            ("A", join_messages([status_message, _request("A", 1)])),
+            ("A", join_messages([_request("A", 1), status_message])),
             # lengths that do not add up
             ("B", KIND_MESSAGES + ITEM_HEADER.pack(1000) + _request("B", 1)),
         ):

@@ -20,11 +20,15 @@ the cluster file) and then carries encrypted, counter-authenticated frames.
 `NodeHost` (decode, step the replica, perform its `Ready` into the host's outbox) and wake the
 *pump*. The pump runs once per event-loop iteration at most: it **commits** — the inspection
 database (`ReplicaStore`) and the write-ahead log (`DurableLog`, ``synchronous=FULL``) — and
-only then lets the host hand its queued bytes to the links; then it ticks the replica when its
-``wake_at_ms`` is due (timers, and the work a replica defers until its messages are out) and
-commits and sends again. So a vote is on disk before any peer can see it, and one commit (one
-fsync) covers everything that arrived in that iteration: group commit for free, and the
-leader's adaptive batching sees every request that arrived meanwhile.
+only then lets the host hand its queued bytes to the links, and writes them itself (one sealed
+frame per link: what one turn queued for a peer or a client leaves as one ``B`` payload). Before
+it ticks the replica it lets the readers hand over what has already arrived (a few rounds of
+two turns, while they keep finding input; each round's output is committed and sent), as the
+pipes worker reads every ready link before its tick; then it ticks the replica when its
+``wake_at_ms`` is due (timers, a leader's proposal, and the work a replica defers until its
+messages are out) and commits and sends again. So a vote is on disk before any peer can see it,
+one commit (one fsync) covers everything that arrived in that iteration (group commit for free),
+and the leader's adaptive batching proposes every request at hand, not the first few.
 
 **Durability across kill -9.** At start the node loads its `DurableLog` and rebuilds the
 replica with `Replica.restore` (view, accepted pre-prepares, certificates, executed state,

@@ -582,21 +582,24 @@ class ReplicaNode:
                 # A B payload is split (and refused whole if it does not parse) before any of its
                 # messages is used; each is then handled as if it had come in its own M frame.
                 messages = (memoryview(payload)[1:],) if kind == KIND_MESSAGE else split_messages(payload)
+                if replica is None:
+                    # A client's frame holds REQUESTs only, all of them, or none is used.
+                    for message in messages:
+                        tag = peek_message_tag(message)
+                        if tag != Request.TAG:
+                            raise PeerMisbehaved("client.not_request", f"a client sent a message with tag {tag}")
                 for message in messages:
-                    # The tag is read from the first bytes: a message of no known type (or, from
-                    # a client, of any type but REQUEST) is refused before the codec decodes it.
-                    tag = peek_message_tag(message)
                     if replica is not None:
-                        if tag in MESSAGE_TYPES:
+                        # The tag is read from the first bytes: a message of no known type is
+                        # dropped before the codec decodes it.
+                        if peek_message_tag(message) in MESSAGE_TYPES:
                             host.on_peer_bytes(replica, bytes(message), self.now_ms())
                             kick.set()
                         else:
                             self.counters["frame.unknown_tag"] += 1
-                    elif tag == Request.TAG:
+                    else:
                         host.on_client_bytes(identity.label, bytes(message), self.now_ms())
                         kick.set()
-                    else:
-                        raise PeerMisbehaved("client.not_request", f"a client sent a message with tag {tag}")
                     handled += 1
                     if handled % FRAMES_PER_YIELD == 0:
                         await asyncio.sleep(0)
