@@ -63,7 +63,7 @@ def target_of(data_dir: Path) -> Target:
 # ---- 1. Ctrl-C ------------------------------------------------------------------------------
 
 
-def _interrupt_after(command: list[str], started: str, cwd: Path) -> tuple[int, float, str]:
+def _interrupt_after(command: list[str], started: str, cwd: Path, settle_s: float = 0.5) -> tuple[int, float, str]:
     """Start `command` in its own process group, wait until its output shows `started` (or
     15 s), press Ctrl-C for the whole group as a terminal would; (exit code, seconds to stop,
     output)."""
@@ -78,7 +78,7 @@ def _interrupt_after(command: list[str], started: str, cwd: Path) -> tuple[int, 
     while started.encode() not in seen and time.monotonic() < deadline:
         seen += process.stdout.read() or b""
         time.sleep(0.1)
-    time.sleep(0.5)
+    time.sleep(settle_s)
     pressed = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=30)
@@ -104,6 +104,7 @@ def test_ctrl_c_stops_bench_smallbank_and_exits_130(tmp_path: Path) -> None:
         [*PBFT, "bench", "smallbank", "--duration", "60", "--warmup", "0", "--clients", "4", "--data-dir", str(tmp_path)],
         "",
         tmp_path,
+        settle_s=8.0,  # its cluster is up and measuring (it prints nothing off a terminal)
     )
     assert code == 130, output
     assert "Aborted!" not in output and "Traceback" not in output
