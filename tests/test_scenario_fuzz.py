@@ -16,6 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pbft_core.bank import Bank
 from pbft_core.scenario import (
     ATTACK_KINDS,
     TARGETED_ATTACKS,
@@ -26,7 +27,7 @@ from pbft_core.scenario import (
     parse_scenario,
     parse_scenario_file,
 )
-from pbft_core.smallbank import OPERATION_ARGUMENTS, customer_name, customers_of
+from pbft_core.smallbank import OPERATION_ARGUMENTS, checking, customer_name, customers_of, savings
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ACCOUNTS = tuple("ABCDEFGHIJ")
@@ -111,13 +112,14 @@ def check_smallbank_set(s: ScenarioSet, last_line: int) -> None:
     """Every transaction of a SmallBank set is an operation on customers the state holds."""
     customers = customers_of(s.state)
     assert customers is not None and customers > len(ACCOUNTS)
+    accounts = Bank.initial(s.state).balances  # the state the set will actually run on
     for t in s.transactions:
         assert s.line <= t.line <= last_line
         kinds = OPERATION_ARGUMENTS[t.kind]
         assert len(t.args) == len(kinds) and all(type(a) is int for a in t.args)
         for kind, a in zip(kinds, t.args, strict=True):
             if kind == "customer":
-                assert 1 <= a < customers
+                assert savings(int(a)) in accounts and checking(int(a)) in accounts
         assert t.client == customer_name(int(t.args[0]))
 
 

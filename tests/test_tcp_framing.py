@@ -29,7 +29,6 @@ from pbft_core.runtime.framing import (
     KIND_MESSAGE,
     ROLE_CLIENT,
     ROLE_REPLICA,
-    SEAL_OVERHEAD,
     Acceptor,
     Dialer,
     FrameTimeout,
@@ -38,6 +37,7 @@ from pbft_core.runtime.framing import (
     Session,
     SessionError,
     frame,
+    join_messages,
     peek_message_tag,
     read_frame,
     replica_of_name,
@@ -257,9 +257,13 @@ def test_the_client_frame_limit_admits_every_request_a_replica_accepts_and_no_mo
             if request_bytes(bigger) > config.batch_bytes_max:
                 break
             request, args = bigger, bigger.args  # type: ignore[assignment]
-        assert 1 + len(encode(request)) + SEAL_OVERHEAD <= limit
-        # ... and one that no replica would order need not be read at all.
-        assert 1 + len(encode(bigger)) + SEAL_OVERHEAD > limit - 64
+        # Sealed and framed as a client pool sends it, the request is read whole by
+        # `read_frame` at the client limit ...
+        session = Session(bytes(32), bytes(32))
+        assert asyncio.run(_read_back(frame(session.seal(join_messages([encode(request)]))), limit))
+        # ... and the next larger one, which no replica would order, is refused unread.
+        with pytest.raises(FrameTooLarge):
+            asyncio.run(_read_back(frame(session.seal(join_messages([encode(bigger)]))), limit))
     # A request at the codec's own limit (8 MiB) is far beyond any client frame.
     assert CLIENT_FRAME_BYTES_MAX <= 64 * 1024
 
@@ -494,3 +498,10 @@ def test_keygen_node_and_client_commands_fail_cleanly_on_bad_usage(tmp_path: Pat
     # Nobody is listening: the request is unavailable (exit 4), after --timeout.
     code, output = invoke("client", "--cluster", toml, "--timeout", "0.5", "transfer", "A", "B", "1")
     assert code == 4 and "unavailable" in output
+
+
+async def _read_back(data: bytes, size_max: int) -> bytes:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    return await read_frame(reader, size_max, body_timeout_s=1.0)
