@@ -350,3 +350,22 @@ def test_a_fetch_flood_gets_one_answer_per_period_and_the_same_signed_answer():
     later = [m for _, m in n3.step(fetch, 500.0).to_replicas if isinstance(m, CatchUp)]
     assert later == [answers[0]]  # nothing changed: the same signed answer, not a new one
     assert n3.metrics["catch_up.fetches_refused"] == 100 - len(answers)
+
+
+def test_a_restarted_backup_gives_its_recovered_requests_a_whole_timeout_from_its_restart():
+    """Given a backup that accepted A's request at t=0 and crashed, when it restarts from its
+    durable events on a clock that reads 10 s, then it suspects the leader one execution
+    timeout after the restart, not at once (the pre-crash arrival time means nothing now)."""
+    timeout = CONFIG.timers.execution_timeout_ms
+    n2 = Replica(2, CONFIG, replica_crypto(2))
+    batch = (request("A", 1),)
+    ready = n2.step(signed(PrePrepare(1, 1, batch_digest(batch), batch, 1), 1), 0.0)
+    restored = Replica.restore(2, CONFIG, replica_crypto(2), ready.events)
+    assert ("A", 1) in restored.pending
+
+    restored.tick(10_000.0)
+    assert restored.view == 1
+    restored.tick(10_000.0 + timeout - 1)
+    assert restored.view == 1
+    restored.tick(10_000.0 + timeout)
+    assert restored.view == 2 and not restored.view_active
