@@ -74,7 +74,7 @@ def committed_entries(slots: dict[int, Slot], start: int, last_executed: int, sn
         slot = slots.get(seq)
         if slot is None or slot.committed is None or len(entries) >= CATCH_UP_ENTRIES_MAX:
             break
-        budget -= batch_bytes(slot.committed.batch) + VIEW_CHANGE_ENTRY_BYTES
+        budget -= batch_bytes(slot.committed.batch) + len(slot.committed.certificate) + VIEW_CHANGE_ENTRY_BYTES
         if budget < 0:
             break
         entries.append(slot.committed)

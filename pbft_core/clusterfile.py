@@ -5,10 +5,11 @@ Theory of operation
 A deployment is described by one *public* file that every host and every client gets a copy
 of, and one *secret* file per node that only that node gets::
 
-    cluster/cluster.toml              public: f, protocol parameters, timers, every replica's
-                                      address and Ed25519 identity key, every client's identity
-                                      key, the BLS group keys
-    cluster/n3/secrets.key            n3's secrets (Ed25519 seed, BLS key share), mode 0600
+    cluster/cluster.toml              public: f, protocol parameters (the certificate scheme
+                                      among them), timers, every replica's address and Ed25519
+                                      identity key, every client's identity key, the BLS group
+                                      keys (``certificates = "bls"``, the default, only)
+    cluster/n3/secrets.key            n3's secrets (Ed25519 seed, BLS key shares if any), mode 0600
     cluster/clients/A/secrets.key     client A's secret (Ed25519 seed), mode 0600
 
 A secrets file is `keys.NodeSecrets` (msgpack; it also repeats the public keys it was dealt
@@ -36,7 +37,7 @@ from typing import Any
 import tomli_w
 
 from .config import ACCOUNTS, ClusterConfig, Timers, replica_name
-from .crypto import PublicKeys
+from .crypto import BLS, PublicKeys
 from .keys import ClusterKeys, DkgRunError, NodeSecrets, generate_by_dkg
 
 FILE_VERSION = 1
@@ -98,7 +99,8 @@ class ClusterFile:
             "version": FILE_VERSION,
             **config,
             "timers": timers,
-            "threshold_keys": {k: v.hex() for k, v in _threshold_keys(self.public).items()},
+            # An ed25519 cluster has no group key: its certificates are the identities' signatures.
+            **({"threshold_keys": {k: v.hex() for k, v in _threshold_keys(self.public).items()}} if self.config.certificates == BLS else {}),
             "replicas": [
                 {
                     "id": r,
@@ -142,9 +144,17 @@ class ClusterFile:
         version = raw.pop("version", None)
         if version != FILE_VERSION:
             raise ClusterFileError(f"unsupported cluster file version {version!r}")
-        threshold_raw = raw.pop("threshold_keys")
-        _no_unknown(threshold_raw, set(_THRESHOLD_KEY_FIELDS), "[threshold_keys]")
-        threshold = {k: _hex(threshold_raw[k], f"threshold_keys.{k}") for k in _THRESHOLD_KEY_FIELDS}
+        # A file without `certificates` predates the choice: its certificates are BLS.
+        threshold_raw = raw.pop("threshold_keys", None)
+        if raw.get("certificates", BLS) == BLS:
+            if threshold_raw is None:
+                raise ClusterFileError("a cluster with BLS certificates needs [threshold_keys]")
+            _no_unknown(threshold_raw, set(_THRESHOLD_KEY_FIELDS), "[threshold_keys]")
+            threshold = {k: _hex(threshold_raw[k], f"threshold_keys.{k}") for k in _THRESHOLD_KEY_FIELDS}
+        else:
+            if threshold_raw:
+                raise ClusterFileError(f"[threshold_keys] given, but certificates = {raw['certificates']!r} uses none")
+            threshold = dict.fromkeys(_THRESHOLD_KEY_FIELDS, b"")
         timers_raw = raw.pop("timers", {})
         _no_unknown(timers_raw, {f.name for f in fields(Timers)}, "[timers]")
         timers = Timers(**timers_raw)
@@ -166,7 +176,7 @@ class ClusterFile:
                 f"f = {config.f} needs replicas 1..{config.n}, the file lists {sorted(addresses)}"
             )
         clients = {str(c): _hex(k, f"client {c}") for c, k in clients_raw.items()}
-        public = PublicKeys(replicas=identities, clients=clients, **threshold)
+        public = PublicKeys(replicas=identities, clients=clients, **threshold, certificates=config.certificates)
         return cls(config, addresses, public, path)
 
     # ---- secrets ---------------------------------------------------------------------------
@@ -191,8 +201,14 @@ class ClusterFile:
         return secrets
 
     def _check_shares(self, secrets: NodeSecrets, path: Path) -> None:
-        """A replica's key shares must lie on the group keys' committed polynomials."""
+        """A replica's key shares must lie on the group keys' committed polynomials (BLS; with
+        ed25519 certificates nobody holds a share)."""
         import thresh_sig
+
+        if self.config.certificates != BLS:
+            if secrets.key_share is not None or secrets.fast_share is not None:
+                raise ClusterFileError(f"{path}: holds BLS key shares, but this cluster's certificates are {self.config.certificates}")
+            return
 
         pairs = (("key_share", self.public.group), ("fast_share", self.public.fast_group))
         for field_name, group_bytes in pairs:
@@ -221,7 +237,7 @@ class ClusterFile:
 
 # Public keys other than the identities: the BLS group keys (2f+1-of-n, and n-of-n for the fast
 # path). Taken from `PublicKeys` itself, so a new certificate key is written without edits here.
-_THRESHOLD_KEY_FIELDS = tuple(f.name for f in fields(PublicKeys) if f.name not in ("replicas", "clients"))
+_THRESHOLD_KEY_FIELDS = tuple(f.name for f in fields(PublicKeys) if f.name not in ("replicas", "clients", "certificates"))
 
 
 def _threshold_keys(public: PublicKeys) -> dict[str, bytes]:
@@ -284,6 +300,8 @@ def keygen(
     if dkg:
         if seed is not None:
             raise ClusterFileError("a seed and a distributed key generation exclude each other")
+        if config.certificates != BLS:
+            raise ClusterFileError(f"a distributed key generation makes BLS keys; {config.certificates} certificates need none")
         paths = {r: out_dir / replica_name(r) / SECRETS_FILE for r in config.replica_ids}
         options = {} if dkg_phase_timeout_s is None else {"phase_timeout_s": dkg_phase_timeout_s}
         try:

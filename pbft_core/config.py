@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .messages import MESSAGE_SIZE_MAX
+from . import multisig
+from .messages import CERT_SIZE, MESSAGE_SIZE_MAX
 
-# What one entry of a VIEW-CHANGE costs on top of its batch: a prepared proof's view, seq, kind
-# and certificate, or a pre-prepare report's view and seq, with their msgpack headers.
-VIEW_CHANGE_ENTRY_BYTES = 128
-# A VIEW-CHANGE's envelope: its stable checkpoint with certificate, sender, signature, headers.
-VIEW_CHANGE_ENVELOPE_BYTES = 512
+# What one entry of a VIEW-CHANGE costs on top of its batch and its certificate: a prepared
+# proof's view, seq and kind, or a pre-prepare report's view and seq, with their msgpack headers
+# (the certificate's own header included).
+VIEW_CHANGE_ENTRY_BYTES = 32
+# A VIEW-CHANGE's envelope but for its stable checkpoint's certificate: the checkpoint's seq
+# and digest, sender, signature, headers.
+VIEW_CHANGE_ENVELOPE_BYTES = 416
+# The smallest batch budget (`batch_bytes_max`) a cluster may run with: a few requests. With
+# ``ed25519`` certificates at large n a default window would leave less; it is shrunk instead.
+BATCH_BYTES_MIN = 512
+CERTIFICATE_SCHEMES = ("bls", "ed25519")
 
 ACCOUNTS: tuple[str, ...] = tuple("ABCDEFGHIJ")
 INITIAL_BALANCE = 10
@@ -71,6 +78,22 @@ class ClusterConfig:
     # The replicated state every replica starts from: "bank" (A–J, 10 each) or "smallbank:N".
     state: str = "bank"
     timers: Timers = field(default_factory=Timers)
+    # What a certificate is: "bls", one 96-byte threshold signature whatever n (`thresh_sig`),
+    # or "ed25519", the collected identity signatures of its 2f+1 (or n) signers (`multisig`).
+    certificates: str = "bls"
+
+    def __post_init__(self) -> None:
+        if self.certificates not in CERTIFICATE_SCHEMES:
+            raise ValueError(f"certificates must be one of {', '.join(CERTIFICATE_SCHEMES)}, not {self.certificates!r}")
+        if self.certificates == "ed25519":
+            # BLS clusters keep whatever budgets they had; these checks are this scheme's.
+            if self.n > multisig.SIGNERS_MAX:
+                raise ValueError(f"ed25519 certificates serve at most n = {multisig.SIGNERS_MAX} replicas (f = {self.f} is n = {self.n})")
+            if self.window < self.checkpoint_interval or self.batch_bytes_max < BATCH_BYTES_MIN:
+                raise ValueError(
+                    f"with ed25519 certificates at n = {self.n}, a NEW-VIEW of a {self.window}-instance window "
+                    "does not fit one frame: lower the checkpoint interval or the log window, or use bls"
+                )
 
     @property
     def n(self) -> int:
@@ -103,8 +126,34 @@ class ClusterConfig:
 
     @property
     def window(self) -> int:
-        """The high watermark's distance from the stable checkpoint (see `log_window`)."""
-        return self.log_window or 4 * self.checkpoint_interval
+        """The high watermark's distance from the stable checkpoint (see `log_window`). The
+        default, 4 × checkpoint_interval, is shrunk (ed25519 at large n only) to what a
+        NEW-VIEW frame can carry with batches of `BATCH_BYTES_MIN`."""
+        if self.log_window:
+            return self.log_window
+        default = 4 * self.checkpoint_interval
+        if self.certificates == "bls":
+            return default
+        per_instance = 2 * (BATCH_BYTES_MIN + VIEW_CHANGE_ENTRY_BYTES) + self.certificate_bytes_max
+        return max(1, min(default, (self.view_change_bytes_max - self._view_change_envelope_bytes) // per_instance))
+
+    @property
+    def certificate_bytes(self) -> int:
+        """A prepare, commit or checkpoint certificate's encoded size."""
+        return CERT_SIZE if self.certificates == "bls" else multisig.certificate_size(self.quorum)
+
+    @property
+    def fast_certificate_bytes(self) -> int:
+        """A fast-path (n-of-n) certificate's encoded size."""
+        return CERT_SIZE if self.certificates == "bls" else multisig.certificate_size(self.n)
+
+    @property
+    def certificate_bytes_max(self) -> int:
+        return max(self.certificate_bytes, self.fast_certificate_bytes)
+
+    @property
+    def _view_change_envelope_bytes(self) -> int:
+        return VIEW_CHANGE_ENVELOPE_BYTES + self.certificate_bytes
 
     @property
     def view_change_bytes_max(self) -> int:
@@ -115,10 +164,11 @@ class ClusterConfig:
     @property
     def batch_bytes_max(self) -> int:
         """The encoded size of a batch a leader may propose. An honest VIEW-CHANGE reports up
-        to two batches (prepared and pre-prepared) per sequence number in the window, and must
-        stay within `view_change_bytes_max` whatever a Byzantine leader got it to accept."""
-        per_entry = (self.view_change_bytes_max - VIEW_CHANGE_ENVELOPE_BYTES) // (2 * self.window)
-        return per_entry - VIEW_CHANGE_ENTRY_BYTES
+        to two batches per sequence number in the window (a prepared proof, with the largest
+        certificate of the cluster's scheme, and a pre-prepare report), and must stay within
+        `view_change_bytes_max` whatever a Byzantine leader got it to accept."""
+        per_instance = (self.view_change_bytes_max - self._view_change_envelope_bytes) // self.window
+        return (per_instance - self.certificate_bytes_max - 2 * VIEW_CHANGE_ENTRY_BYTES) // 2
 
     @property
     def replica_ids(self) -> range:

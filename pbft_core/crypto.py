@@ -1,22 +1,29 @@
-"""Authentication for the protocol: Ed25519 identities and BLS threshold certificates.
+"""Authentication for the protocol: Ed25519 identities and certificates of one of two schemes.
 
 Two suites implement one interface, `NodeCrypto`:
 
 - `RealCrypto` (the default, and the only one a key file or the CLI can produce): Ed25519 via
-  libsodium (PyNaCl) for point-to-point messages, `thresh_sig` (BLS12-381) for certificates.
+  libsodium (PyNaCl) for point-to-point messages, and certificates of the cluster's scheme
+  (`ClusterConfig.certificates`, carried by the public keys as `PublicKeys.certificates`):
+  ``bls``, `thresh_sig` (BLS12-381) threshold signatures, or ``ed25519``, the replicas'
+  collected identity signatures (`multisig`).
 - `SimCrypto`, for the simulator only: keyed hashes (HMAC-SHA256) with the same verification
   semantics: only the holder of a secret can produce a valid signature or share, a combined
   certificate verifies only if it was made from `quorum` valid shares of distinct signers, and the
-  n-of-n aggregate only from all n. It does not model signature sizes' cost, malleability or the
-  algebra of BLS (e.g. rogue-key attacks are out of scope); it makes seeds cheap.
+  n-of-n aggregate only from all n. Its shares and certificates have the real sizes of the chosen
+  scheme (so simulated byte counts mean something), but it does not model signature cost,
+  malleability or the algebra of BLS (e.g. rogue-key attacks are out of scope); it makes seeds cheap.
 
-The fast path has its own n-of-n key, dealt separately: the plain sum of all n fast shares
+BLS: the fast path has its own n-of-n key, dealt separately: the plain sum of all n fast shares
 verifies against the sum of the n fast verification keys. It cannot be the 2f+1 key's shares:
 from any 2f+1 shares of a (2f+1, n) sharing anyone can interpolate the other shares, so their
-sum would prove only that 2f+1 signed.
+sum would prove only that 2f+1 signed. Ed25519: no key is dealt; a fast share signs its own
+domain (`multisig.FAST_SHARE_DOMAIN`), and a fast certificate needs all n signers.
 
 Threshold messages are domain-separated: ``pbft/v1/ts/<kind>/`` + msgpack([view, seq, digest]),
-so a prepare share can never be used as a commit or checkpoint share.
+so a prepare share can never be used as a commit or checkpoint share. Each scheme rejects the
+other's shares and certificates by their size (a BLS share is 106 bytes, an Ed25519 one 64; a
+BLS certificate 96, a multi-signature 65·k), as it rejects any malformed bytes: never an error.
 """
 
 from __future__ import annotations
@@ -30,8 +37,13 @@ from typing import Any, Protocol
 import msgpack
 from nacl.signing import SigningKey, VerifyKey
 
+from . import multisig
 from .messages import CERT_SIZE, SHARE_SIZE
 from .messages import SIG_SIZE as ED25519_SIG_SIZE
+
+BLS, ED25519 = "bls", "ed25519"
+# The certificate schemes a cluster may use (`ClusterConfig.certificates`); BLS is the default.
+CERTIFICATE_SCHEMES = (BLS, ED25519)
 
 # Own points remembered by `RealCrypto`, per kind (a few batches' shares and certificates).
 OWN_POINTS_MAX = 64
@@ -63,17 +75,30 @@ class NodeCrypto(Protocol):
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool: ...
 
 
+class CertificateScheme(Protocol):
+    """The certificate half of `NodeCrypto`: what differs between BLS and multi-signatures."""
+
+    def sign_share(self, message: bytes) -> bytes: ...
+    def sign_fast_share(self, message: bytes) -> bytes: ...
+    def verify_share(self, replica: int, message: bytes, share: bytes) -> bool: ...
+    def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]: ...
+    def verify_certificate(self, message: bytes, certificate: bytes) -> bool: ...
+    def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None: ...
+    def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool: ...
+
+
 # ---- real -----------------------------------------------------------------------------------
 
 
 @dataclass
 class PublicKeys:
-    """What everyone knows: identities and the threshold group key."""
+    """What everyone knows: identities, the certificate scheme and (BLS) the group keys."""
 
     replicas: dict[int, bytes]  # Ed25519 public keys
     clients: dict[str, bytes]
-    group: bytes  # thresh_sig.GroupKey bytes: the (2f+1, n) certificate key
-    fast_group: bytes  # thresh_sig.GroupKey bytes: the (n, n) fast-path key
+    group: bytes  # thresh_sig.GroupKey bytes: the (2f+1, n) certificate key (BLS; else empty)
+    fast_group: bytes  # thresh_sig.GroupKey bytes: the (n, n) fast-path key (BLS; else empty)
+    certificates: str = BLS  # one of CERTIFICATE_SCHEMES
 
 
 class RealCrypto:
@@ -84,32 +109,19 @@ class RealCrypto:
         key_share: bytes | None,
         fast_share: bytes | None = None,
     ) -> None:
-        import thresh_sig
-
-        self._ts = thresh_sig
         self._signing = SigningKey(signing_seed)
         self._replica_keys = {r: VerifyKey(k) for r, k in public.replicas.items()}
         self._client_keys = {c: VerifyKey(k) for c, k in public.clients.items()}
-        self._group = thresh_sig.GroupKey.from_bytes(public.group)
-        self._share = thresh_sig.KeyShare.from_bytes(key_share) if key_share else None
-        self._fast_group = thresh_sig.GroupKey.from_bytes(public.fast_group)
-        self._fast_share = thresh_sig.KeyShare.from_bytes(fast_share) if fast_share else None
-        assert (SHARE_SIZE, CERT_SIZE) == (thresh_sig.SIGNATURE_SHARE_SIZE, thresh_sig.SIGNATURE_SIZE)
-        # Points this replica made itself, by their bytes: when they come back (its own share in
-        # a quorum, the aggregate it verifies right after building it) they need no second
-        # decompression and subgroup check. Shares and whole signatures are kept apart: peers
-        # know these bytes (checkpoint shares and certificates are broadcast), so a share sent
-        # back where a certificate goes, or the reverse, must parse as what the field says.
-        self._own_shares: dict[bytes, Any] = {}
-        self._own_signatures: dict[bytes, Any] = {}
-
-    @staticmethod
-    def _remember(cache: dict[bytes, Any], point: Any) -> bytes:
-        encoded = bytes(point)
-        if len(cache) >= OWN_POINTS_MAX:
-            del cache[next(iter(cache))]
-        cache[encoded] = point
-        return encoded
+        self._certificates: CertificateScheme
+        if public.certificates == ED25519:
+            n = len(public.replicas)
+            mine = bytes(self._signing.verify_key)
+            me = next((r for r, k in public.replicas.items() if k == mine), None)
+            self._certificates = multisig.MultiSignatures(self.sign, self.verify_replica, n, _quorum(n), me)
+        elif public.certificates == BLS:
+            self._certificates = BlsCertificates(public, key_share, fast_share)
+        else:
+            raise ValueError(f"unknown certificate scheme {public.certificates!r}")
 
     def sign(self, payload: bytes) -> bytes:
         return self._signing.sign(payload).signature
@@ -132,6 +144,65 @@ class RealCrypto:
 
     def knows_client(self, client: str) -> bool:
         return client in self._client_keys
+
+    # The certificate half goes to the cluster's scheme.
+
+    def sign_share(self, message: bytes) -> bytes:
+        return self._certificates.sign_share(message)
+
+    def sign_fast_share(self, message: bytes) -> bytes:
+        return self._certificates.sign_fast_share(message)
+
+    def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
+        return self._certificates.verify_share(replica, message, share)
+
+    def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
+        return self._certificates.combine(shares, message)
+
+    def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
+        return self._certificates.verify_certificate(message, certificate)
+
+    def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        return self._certificates.aggregate_all(fast_shares, message)
+
+    def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
+        return self._certificates.verify_aggregate(message, aggregate)
+
+
+def _quorum(n: int) -> int:
+    """2f+1 for n = 3f+1 (`ClusterConfig.quorum`, from the number of identity keys)."""
+    f = (n - 1) // 3
+    assert n == 3 * f + 1, f"a cluster has 3f+1 replicas, not {n}"
+    return 2 * f + 1
+
+
+class BlsCertificates:
+    """The certificate half of `RealCrypto` for ``bls``: `thresh_sig` threshold signatures."""
+
+    def __init__(self, public: PublicKeys, key_share: bytes | None, fast_share: bytes | None) -> None:
+        import thresh_sig
+
+        self._ts = thresh_sig
+        self._group = thresh_sig.GroupKey.from_bytes(public.group)
+        self._share = thresh_sig.KeyShare.from_bytes(key_share) if key_share else None
+        self._fast_group = thresh_sig.GroupKey.from_bytes(public.fast_group)
+        self._fast_share = thresh_sig.KeyShare.from_bytes(fast_share) if fast_share else None
+        assert (SHARE_SIZE, CERT_SIZE) == (thresh_sig.SIGNATURE_SHARE_SIZE, thresh_sig.SIGNATURE_SIZE)
+        # Points this replica made itself, by their bytes: when they come back (its own share in
+        # a quorum, the aggregate it verifies right after building it) they need no second
+        # decompression and subgroup check. Shares and whole signatures are kept apart: peers
+        # know these bytes (checkpoint shares and certificates are broadcast), so a share sent
+        # back where a certificate goes, or the reverse, must parse as what the field says.
+        self._own_shares: dict[bytes, Any] = {}
+        self._own_signatures: dict[bytes, Any] = {}
+
+    @staticmethod
+    def _remember(cache: dict[bytes, Any], point: Any) -> bytes:
+        encoded = bytes(point)
+        if len(cache) >= OWN_POINTS_MAX:
+            del cache[next(iter(cache))]
+        cache[encoded] = point
+        return encoded
 
     def sign_share(self, message: bytes) -> bytes:
         assert self._share is not None, "clients hold no key share"
@@ -220,11 +291,18 @@ class RealCrypto:
 class SimCrypto:
     """Keyed-hash stand-in for `RealCrypto`; see the module docstring. Simulator only."""
 
-    def __init__(self, seed: bytes, me: str, n: int, quorum: int) -> None:
+    def __init__(self, seed: bytes, me: str, n: int, quorum: int, certificates: str = BLS) -> None:
+        if certificates not in CERTIFICATE_SCHEMES:
+            raise ValueError(f"unknown certificate scheme {certificates!r}")
         self._seed = seed
         self._me = me
         self._n = n
         self._quorum = quorum
+        self._multisig: multisig.MultiSignatures | None = None
+        if certificates == ED25519:
+            # Shares are signed with the identity "key", as `RealCrypto` does (module docstring).
+            replica = int(me[1:]) if me[:1] == "n" and me[1:].isdigit() else None
+            self._multisig = multisig.MultiSignatures(self.sign, self.verify_replica, n, quorum, replica)
 
     def _secret(self, name: str) -> bytes:
         return hashlib.sha256(b"sim-secret/" + self._seed + b"/" + name.encode()).digest()
@@ -248,24 +326,36 @@ class SimCrypto:
         return True
 
     def sign_share(self, message: bytes) -> bytes:
+        if self._multisig is not None:
+            return self._multisig.sign_share(message)
         return self._mac("share/" + self._me, message, SHARE_SIZE)
 
     def sign_fast_share(self, message: bytes) -> bytes:
+        if self._multisig is not None:
+            return self._multisig.sign_fast_share(message)
         return self._mac("fastshare/" + self._me, message, SHARE_SIZE)
 
     def verify_share(self, replica: int, message: bytes, share: bytes) -> bool:
+        if self._multisig is not None:
+            return self._multisig.verify_share(replica, message, share)
         return 1 <= replica <= self._n and _same(self._mac(f"share/n{replica}", message, SHARE_SIZE), share)
 
     def combine(self, shares: Mapping[int, bytes], message: bytes) -> tuple[bytes | None, set[int]]:
+        if self._multisig is not None:
+            return self._multisig.combine(shares, message)
         bad = {r for r, s in shares.items() if not self.verify_share(r, message, s)}
         if bad or len(shares) < self._quorum:
             return None, bad
         return self._mac("group/t", message, CERT_SIZE), set()
 
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
+        if self._multisig is not None:
+            return self._multisig.verify_certificate(message, certificate)
         return _same(self._mac("group/t", message, CERT_SIZE), certificate)
 
     def aggregate_all(self, fast_shares: Mapping[int, bytes], message: bytes) -> bytes | None:
+        if self._multisig is not None:
+            return self._multisig.aggregate_all(fast_shares, message)
         if set(fast_shares) != set(range(1, self._n + 1)):
             return None
         # As with BLS, summing checks nothing: a bad share yields an aggregate that fails to verify.
@@ -277,6 +367,8 @@ class SimCrypto:
         return self._mac("group/n/invalid", message + b"".join(sorted(fast_shares.values())), CERT_SIZE)
 
     def verify_aggregate(self, message: bytes, aggregate: bytes) -> bool:
+        if self._multisig is not None:
+            return self._multisig.verify_aggregate(message, aggregate)
         return _same(self._mac("group/n", message, CERT_SIZE), aggregate)
 
 

@@ -1,10 +1,13 @@
 """Key material for a cluster: who is who, and the threshold key everyone verifies against.
 
-`ClusterKeys.generate` deals, from one seed, an Ed25519 identity per replica and per client and
-two BLS threshold keys whose shares are the replicas' (share i belongs to replica i): a
-(2f+1, n) key for certificates and an (n, n) key for the fast path, whose n-of-n aggregate
-verifies against the sum of its verification keys. (The fast path cannot reuse the 2f+1 key:
-2f+1 of its shares determine all the others.)
+`ClusterKeys.generate` deals, from one seed, an Ed25519 identity per replica and per client and,
+for a cluster with BLS certificates (the default), two BLS threshold keys whose shares are the
+replicas' (share i belongs to replica i): a (2f+1, n) key for certificates and an (n, n) key
+for the fast path, whose n-of-n aggregate verifies against the sum of its verification keys.
+(The fast path cannot reuse the 2f+1 key: 2f+1 of its shares determine all the others.) A
+cluster with ``ed25519`` certificates needs no key beyond the identities (`multisig`): its
+group keys are empty and its replicas hold no key share. The scheme is part of the public keys
+(`PublicKeys.certificates`), so every `NodeSecrets.crypto()` speaks the cluster's.
 
 `generate_by_dkg` makes the same two keys with no dealer (`pbft keygen --dkg`): one process per
 replica runs `thresh_sig.dkg` twice (t = 2f+1, then t = n: the fast-path key is a DKG too), and
@@ -34,7 +37,7 @@ import msgpack
 from nacl.signing import SigningKey
 
 from .config import ClusterConfig
-from .crypto import PublicKeys, RealCrypto
+from .crypto import BLS, PublicKeys, RealCrypto
 
 
 def _seed_for(seed: bytes, label: str) -> bytes:
@@ -42,16 +45,18 @@ def _seed_for(seed: bytes, label: str) -> bytes:
 
 
 def _public_fields(p: PublicKeys) -> list[object]:
-    return [sorted(p.replicas.items()), sorted(p.clients.items()), p.group, p.fast_group]
+    return [sorted(p.replicas.items()), sorted(p.clients.items()), p.group, p.fast_group, p.certificates]
 
 
 def _public_from_fields(fields: list[object]) -> PublicKeys:
-    replicas, clients, group, fast_group = fields
+    # Secrets files written before the certificate scheme existed end at the group keys: BLS.
+    replicas, clients, group, fast_group, certificates = [*fields, BLS] if len(fields) == 4 else fields
     return PublicKeys(
         {int(r): bytes(k) for r, k in replicas},  # type: ignore[attr-defined]
         {str(c): bytes(k) for c, k in clients},  # type: ignore[attr-defined]
         bytes(group),  # type: ignore[arg-type]
         bytes(fast_group),  # type: ignore[arg-type]
+        str(certificates),
     )
 
 
@@ -108,20 +113,25 @@ class ClusterKeys:
         seed = seed if seed is not None else os.urandom(32)
         replica_seeds = {r: _seed_for(seed, f"n{r}") for r in config.replica_ids}
         client_seeds = {c: _seed_for(seed, f"client/{c}") for c in clients}
-        group, shares = thresh_sig.deal(config.quorum, config.n, seed=_seed_for(seed, "threshold"))
-        fast_group, fast_shares = thresh_sig.deal(config.fast_quorum, config.n, seed=_seed_for(seed, "fast"))
+        group, fast_group = b"", b""
+        shares: dict[int, bytes | None] = dict.fromkeys(config.replica_ids)
+        fast_shares: dict[int, bytes | None] = dict.fromkeys(config.replica_ids)
+        if config.certificates == BLS:
+            group_key, dealt = thresh_sig.deal(config.quorum, config.n, seed=_seed_for(seed, "threshold"))
+            fast_key, fast_dealt = thresh_sig.deal(config.fast_quorum, config.n, seed=_seed_for(seed, "fast"))
+            group, fast_group = bytes(group_key), bytes(fast_key)
+            shares = {r: bytes(dealt[r - 1]) for r in config.replica_ids}
+            fast_shares = {r: bytes(fast_dealt[r - 1]) for r in config.replica_ids}
         public = PublicKeys(
             replicas={r: bytes(SigningKey(s).verify_key) for r, s in replica_seeds.items()},
             clients={c: bytes(SigningKey(s).verify_key) for c, s in client_seeds.items()},
-            group=bytes(group),
-            fast_group=bytes(fast_group),
+            group=group,
+            fast_group=fast_group,
+            certificates=config.certificates,
         )
         return cls(
             public,
-            {
-                r: NodeSecrets(f"n{r}", s, bytes(shares[r - 1]), bytes(fast_shares[r - 1]), public)
-                for r, s in replica_seeds.items()
-            },
+            {r: NodeSecrets(f"n{r}", s, shares[r], fast_shares[r], public) for r, s in replica_seeds.items()},
             {c: NodeSecrets(c, s, None, None, public) for c, s in client_seeds.items()},
         )
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, get_args, get_origin
 
 import msgpack
 
-from . import merkle
+from . import merkle, multisig
 
 MESSAGE_SIZE_MAX = 8 * 1024 * 1024
 # Fixed-size fields are checked to the byte when decoding, so no digest, signature, share or
@@ -31,8 +31,14 @@ MESSAGE_SIZE_MAX = 8 * 1024 * 1024
 # count, and no crypto wrapper ever sees a share where a certificate belongs.
 DIGEST_SIZE = 32  # SHA-256
 SIG_SIZE = 64  # Ed25519
-CERT_SIZE = 96  # a BLS12-381 G2 point: every certificate, whatever n and t
-SHARE_SIZE = 106  # a threshold share: signer index (2), group fingerprint (8), G2 point (96)
+CERT_SIZE = 96  # a BLS12-381 G2 point: every BLS certificate, whatever n and t
+SHARE_SIZE = 106  # a BLS threshold share: signer index (2), group fingerprint (8), G2 point (96)
+# What a certificate or share field may hold under either certificate scheme (`crypto`): a BLS
+# point, or (``ed25519``) one Ed25519 signature per share and 65 bytes per signer of a
+# certificate, for 1..multisig.SIGNERS_MAX signers. The lengths never overlap, so a wrapper of
+# one scheme rejects the other's by size; which k a certificate must have is the crypto's check.
+CERTIFICATE_SIZES = (CERT_SIZE, *multisig.CERTIFICATE_SIZES)
+SHARE_SIZES = (SHARE_SIZE, multisig.SIGNATURE_SIZE)
 # A client request's arguments: the largest operation (SmallBank's SendPayment) takes 3; with
 # strings capped at STR_FIELD_MAX this bounds an encoded request to well under a kilobyte.
 REQUEST_ARGS_MAX = 8
@@ -164,7 +170,7 @@ class PrepareShare(Message):
 
     TAG: ClassVar[int] = 4
     SIZES: ClassVar[dict[str, tuple[int, ...]]] = {
-        "digest": (DIGEST_SIZE,), "share": (SHARE_SIZE,), "fast_share": (0, SHARE_SIZE), "sig": (SIG_SIZE,)
+        "digest": (DIGEST_SIZE,), "share": SHARE_SIZES, "fast_share": (0, *SHARE_SIZES), "sig": (SIG_SIZE,)
     }
     view: int
     seq: int
@@ -180,7 +186,7 @@ class PrepareCertificate(Message):
     """2f+1 prepare shares combined into one threshold signature."""
 
     TAG: ClassVar[int] = 5
-    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": (CERT_SIZE,), "sig": (SIG_SIZE,)}
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": CERTIFICATE_SIZES, "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -192,7 +198,7 @@ class PrepareCertificate(Message):
 @dataclass(frozen=True)
 class CommitShare(Message):
     TAG: ClassVar[int] = 6
-    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "share": (SHARE_SIZE,), "sig": (SIG_SIZE,)}
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "share": SHARE_SIZES, "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -204,7 +210,7 @@ class CommitShare(Message):
 @dataclass(frozen=True)
 class CommitCertificate(Message):
     TAG: ClassVar[int] = 7
-    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": (CERT_SIZE,), "sig": (SIG_SIZE,)}
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": CERTIFICATE_SIZES, "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -221,7 +227,7 @@ class FastCommit(Message):
     """
 
     TAG: ClassVar[int] = 8
-    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "aggregate": (CERT_SIZE,), "sig": (SIG_SIZE,)}
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "aggregate": CERTIFICATE_SIZES, "sig": (SIG_SIZE,)}
     view: int
     seq: int
     digest: bytes
@@ -237,7 +243,7 @@ class FastCommit(Message):
 class Checkpoint(Message):
     TAG: ClassVar[int] = 9
     SIZES: ClassVar[dict[str, tuple[int, ...]]] = {
-        "state_digest": (DIGEST_SIZE,), "share": (SHARE_SIZE,), "sig": (SIG_SIZE,)
+        "state_digest": (DIGEST_SIZE,), "share": SHARE_SIZES, "sig": (SIG_SIZE,)
     }
     seq: int
     state_digest: bytes
@@ -251,7 +257,7 @@ class CheckpointProof(Message):
     """A stable checkpoint: 2f+1 checkpoint shares over (checkpoint, s, state digest) combined."""
 
     TAG: ClassVar[int] = 10
-    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"state_digest": (DIGEST_SIZE,), "certificate": (CERT_SIZE,)}
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"state_digest": (DIGEST_SIZE,), "certificate": CERTIFICATE_SIZES}
     seq: int
     state_digest: bytes
     certificate: bytes
@@ -294,7 +300,7 @@ class Proof(Message):
     """A batch with the certificate that proves it prepared or committed at (view, seq)."""
 
     TAG: ClassVar[int] = 13
-    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"certificate": (CERT_SIZE,)}
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"certificate": CERTIFICATE_SIZES}
     view: int
     seq: int
     batch: tuple[Request, ...]
@@ -549,7 +555,8 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
             lines.append(f"        raise DecodeError('{where}: expected {expected}')")
             if sizes is not None:
                 assert tp is bytes, f"{where}: sizes are for bytes fields"
-                lines.append(f"    if len(v{i}) not in {sizes!r}:")
+                namespace[f"sizes{i}"] = frozenset(sizes)
+                lines.append(f"    if len(v{i}) not in sizes{i}:")
                 lines.append(f"        raise DecodeError('{where}: expected {_sizes_text(sizes)} bytes')")
         elif item in _SCALAR_CHECKS or item == Arg:
             lines.append(f"    if type(v{i}) is not list:")
@@ -571,7 +578,8 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
                 lines.append(f"            raise DecodeError('{where}: expected {expected}')")
                 if sizes is not None:
                     assert item is bytes, f"{where}: sizes are for bytes items"
-                    lines.append(f"        if len(x) not in {sizes!r}:")
+                    namespace[f"sizes{i}"] = frozenset(sizes)
+                    lines.append(f"        if len(x) not in sizes{i}:")
                     lines.append(f"            raise DecodeError('{where}: expected {_sizes_text(sizes)} bytes')")
             lines.append(f"    v{i} = tuple(v{i})")
         elif isinstance(item, type) and issubclass(item, Message):
@@ -605,6 +613,8 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
 
 
 def _sizes_text(sizes: tuple[int, ...]) -> str:
+    if len(sizes) > 4:  # a certificate's: its lengths in one phrase, not a hundred numbers
+        return f"one of {len(sizes)} lengths from {min(sizes)} to {max(sizes)}"
     return " or ".join(str(size) for size in sizes)
 
 

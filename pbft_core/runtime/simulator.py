@@ -129,12 +129,14 @@ class SimNode:
 def make_crypto(kind: str, seed: int, config: ClusterConfig, clients: Iterable[str]) -> tuple[
     Callable[[int], NodeCrypto], Callable[[str], NodeCrypto]
 ]:
-    """Per-node crypto factories: "sim" keyed hashes, or "real" Ed25519 + BLS."""
+    """Per-node crypto factories: "sim" keyed hashes, or "real" Ed25519 + BLS (or, with
+    ``config.certificates == "ed25519"``, Ed25519 only); certificates of the config's scheme."""
     if kind == "sim":
         raw = seed.to_bytes(8, "big", signed=True)
+        scheme = config.certificates
         return (
-            lambda r: SimCrypto(raw, f"n{r}", config.n, config.quorum),
-            lambda c: SimCrypto(raw, f"client/{c}", config.n, config.quorum),
+            lambda r: SimCrypto(raw, f"n{r}", config.n, config.quorum, scheme),
+            lambda c: SimCrypto(raw, f"client/{c}", config.n, config.quorum, scheme),
         )
     if kind != "real":
         raise ValueError(f"unknown crypto suite {kind!r} (expected 'sim' or 'real')")

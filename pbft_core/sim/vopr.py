@@ -102,6 +102,7 @@ class RunOptions:
     liveness_bound_ms: float = LIVENESS_BOUND_MS
     convergence_ms: float = CONVERGENCE_MS
     config: ClusterConfig | None = None  # default: ClusterConfig(f=plan.f)
+    certificates: str = "bls"  # the certificate scheme of the default config (`ClusterConfig.certificates`)
     # Sample replica memory this often (virtual ms); None: only for plans with an adversary.
     memory_interval_ms: float | None = None
 
@@ -162,6 +163,7 @@ def build_simulation(plan: Plan, options: RunOptions) -> Simulation:
         batch_size_max=knobs.batch_size_max,
         inflight_max=knobs.inflight_max,
         fast_path=knobs.fast_path,
+        certificates=options.certificates,
     )
     assert config.f == plan.f
     net = plan.network
