@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import make_console
+from cli.common import make_console, parse_certificates
 from pbft_core.messages import ORDERING
 from pbft_core.sim.scale import ScaleReport, ScaleResult, run_scale
 
@@ -65,6 +65,13 @@ def _console() -> Console:
     show_default=True,
     help="Let the collector commit in one round when all n shares arrive.",
 )
+@click.option(
+    "--certificates",
+    "certificates_spec",
+    default="bls",
+    show_default=True,
+    help="Certificate scheme: bls, ed25519, or both (a comma list) side by side.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (network delays, workload, keys).")
 @click.option(
     "--json",
@@ -80,12 +87,14 @@ def scale(
     clients: int,
     crypto: str,
     fast_path: bool,
+    certificates_spec: str,
     seed: int,
     json_path: Path | None,
     verbose: bool,
 ) -> None:
     """Messages and bytes per committed instance for n = 3f+1, next to all-to-all PBFT."""
     fs = _parse_fs(f_spec)
+    schemes = parse_certificates(certificates_spec)
     if json_path is not None and not json_path.parent.is_dir():
         raise click.BadParameter(f"directory {json_path.parent} does not exist", param_hint="--json")
     if crypto == "real":
@@ -96,7 +105,7 @@ def scale(
         except (ImportError, AttributeError) as exc:
             raise click.UsageError(f"real cryptography is unavailable ({exc}); use --crypto sim") from None
     console = _console()
-    results: list[ScaleResult] = []
+    reports: list[ScaleReport] = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -106,34 +115,49 @@ def scale(
         transient=True,
         disable=not console.is_terminal,
     ) as progress:
-        for f in fs:
-            task = progress.add_task(f"f={f} n={3 * f + 1}", total=requests)
-            try:
-                result = run_scale(
-                    f,
-                    requests=requests,
-                    clients=clients,
-                    crypto=crypto,
-                    seed=seed,
-                    fast_path=fast_path,
-                    on_progress=lambda done, _total, t=task: progress.update(t, completed=done),
-                )
-            except RuntimeError as exc:
-                raise click.ClickException(str(exc)) from None
-            results.append(result)
-    report = ScaleReport(results)
-    _render(console, report, verbose)
+        for scheme in schemes:
+            results: list[ScaleResult] = []
+            for f in fs:
+                task = progress.add_task(f"{scheme} f={f} n={3 * f + 1}", total=requests)
+                try:
+                    result = run_scale(
+                        f,
+                        requests=requests,
+                        clients=clients,
+                        crypto=crypto,
+                        seed=seed,
+                        fast_path=fast_path,
+                        certificates=scheme,
+                        on_progress=lambda done, _total, t=task: progress.update(t, completed=done),
+                    )
+                except RuntimeError as exc:
+                    raise click.ClickException(str(exc)) from None
+                except ValueError as exc:  # a cluster this scheme cannot serve (ClusterConfig)
+                    raise click.UsageError(f"{scheme}, f={f}: {exc}") from None
+                results.append(result)
+            reports.append(ScaleReport(results))
+    _render(console, reports, verbose)
     if json_path is not None:
-        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        # One scheme: its report. Several: one report per scheme, in the order asked.
+        if len(reports) == 1:
+            document = reports[0].to_json()
+        else:
+            document = {"benchmark": "scale", "certificates": schemes, "reports": [r.to_json() for r in reports]}
+        json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         console.print(f"report written to {json_path}")
 
 
-def _render(console: Console, report: ScaleReport, verbose: bool) -> None:
-    first = report.results[0]
+def _render(console: Console, reports: list[ScaleReport], verbose: bool) -> None:
+    first = reports[0].results[0]
+    # One scheme: named in the title. Several: a column (the table is already wide).
+    several = len(reports) > 1
+    scheme = "" if several else f", {first.certificates} certificates"
     table = Table(
         title=f"pbft bench scale · {first.requests} requests, {first.clients} clients, "
-        f"crypto={first.crypto}, fast path {'on' if first.fast_path else 'off'}",
+        f"crypto={first.crypto}{scheme}, fast path {'on' if first.fast_path else 'off'}",
     )
+    if several:
+        table.add_column("certs", justify="right")
     for header in (
         "f",
         "n",
@@ -149,8 +173,9 @@ def _render(console: Console, report: ScaleReport, verbose: bool) -> None:
         "cert B",
     ):
         table.add_column(header, justify="right")
-    for r in report.results:
+    for r in (r for report in reports for r in report.results):
         table.add_row(
+            *([r.certificates] if several else []),
             str(r.f),
             str(r.n),
             str(r.instances),
@@ -165,20 +190,24 @@ def _render(console: Console, report: ScaleReport, verbose: bool) -> None:
             str(r.certificate_bytes),
         )
     console.print(table)
-    growth = report.growth()
-    if growth["linear_messages_exponent"] is not None:
-        console.print(
-            f"growth (least squares on log-log): linear ∝ n^{growth['linear_messages_exponent']:.2f} "
-            f"messages, n^{growth['linear_bytes_exponent']:.2f} bytes; all-to-all ∝ "
-            f"n^{growth['all_to_all_messages_exponent']:.2f} messages, n^{growth['all_to_all_bytes_exponent']:.2f} bytes"
-        )
+    for report in reports:
+        growth = report.growth()
+        if growth["linear_messages_exponent"] is not None:
+            label = f"{report.results[0].certificates} " if len(reports) > 1 else ""
+            console.print(
+                f"{label}growth (least squares on log-log): linear ∝ n^{growth['linear_messages_exponent']:.2f} "
+                f"messages, n^{growth['linear_bytes_exponent']:.2f} bytes; all-to-all ∝ "
+                f"n^{growth['all_to_all_messages_exponent']:.2f} messages, n^{growth['all_to_all_bytes_exponent']:.2f} bytes"
+            )
     console.print(
         "msgs/inst: ordering messages between replicas (pre-prepare, shares, certificates); "
         "a2a: classic PBFT (n-1) + (n-1)² + n(n-1), Ed25519-signed votes; "
-        "other: checkpoints and status gossip (not per instance); ratio = a2a/linear messages."
+        "other: checkpoints and status gossip (not per instance); ratio = a2a/linear messages; "
+        "cert B: the largest certificate (bls: 96; ed25519: 65 per signer)."
     )
     if verbose:
-        _render_by_type(console, report)
+        for report in reports:
+            _render_by_type(console, report)
 
 
 def _render_by_type(console: Console, report: ScaleReport) -> None:
@@ -186,7 +215,8 @@ def _render_by_type(console: Console, report: ScaleReport) -> None:
         {name for r in report.results for name in r.replica_by_type},
         key=lambda name: (name not in {t.__name__ for t in ORDERING}, name),
     )
-    table = Table(title="replica-to-replica messages per instance (bytes per message)")
+    scheme = report.results[0].certificates
+    table = Table(title=f"replica-to-replica messages per instance (bytes per message), {scheme} certificates")
     table.add_column("type")
     for r in report.results:
         table.add_column(f"n={r.n}", justify="right")

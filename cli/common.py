@@ -26,6 +26,20 @@ PIPED_WIDTH = 120
 STDOUT = "-"
 
 
+# `--certificates` of the benchmarks: `pbft_core.config.CERTIFICATE_SCHEMES` (not imported: this
+# module stays cheap), or both.
+CERTIFICATE_SCHEMES = ("bls", "ed25519")
+
+
+def parse_certificates(text: str) -> list[str]:
+    """``bls``, ``ed25519``, ``both`` or a comma list: the schemes to measure, in that order."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    schemes = list(CERTIFICATE_SCHEMES) if names == ["both"] else names
+    if not schemes or any(s not in CERTIFICATE_SCHEMES for s in schemes):
+        raise UsageFailure(f"--certificates: expected {', '.join(CERTIFICATE_SCHEMES)}, both or a comma list, not {text!r}")
+    return list(dict.fromkeys(schemes))
+
+
 def make_console(piped_width: int = PIPED_WIDTH, *, stderr: bool = False) -> Console:
     """A rich console: a terminal, or an explicit $COLUMNS, decides its own width; piped
     output gets `piped_width` columns. `stderr`: when stdout carries a document (``--json -``),

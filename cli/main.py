@@ -194,6 +194,13 @@ def main() -> None:
     help="Most requests the leader puts in one batch.",
 )
 @click.option(
+    "--certificates",
+    type=click.Choice(["bls", "ed25519"]),
+    default="bls",
+    show_default=True,
+    help="What a certificate is: one BLS threshold signature, or the collected Ed25519 signatures of its 2f+1 (fast path: n) signers.",
+)
+@click.option(
     "--stall-timeout",
     type=click.FloatRange(0.1, 3600),
     default=3.0,
@@ -222,6 +229,7 @@ def run(
     fast_path: bool,
     checkpoint_interval: int,
     batch_size: int,
+    certificates: str,
     stall_timeout: float,
     seed: int | None,
     verbose: bool,
@@ -260,6 +268,7 @@ def run(
         seed=seed,
         verbose=verbose,
         transport=transport,
+        certificates=certificates,
     )
     sys.exit(play(make_console(stderr=is_stdout(json_path)), sets, options))
 

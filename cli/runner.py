@@ -58,10 +58,12 @@ class RunOptions:
     seed: int | None
     verbose: bool
     transport: str = "pipes"  # or "tcp": `pbft node` processes (pbft_core.runtime.tcp.driver)
+    certificates: str = "bls"  # or "ed25519" (`ClusterConfig.certificates`)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "transport": self.transport,
+            "certificates": self.certificates,
             "fast_path": self.fast_path,
             "checkpoint_interval": self.checkpoint_interval,
             "batch_size": self.batch_size,
@@ -157,6 +159,7 @@ def play(console: Console, sets: list[ScenarioSet], options: RunOptions) -> int:
         checkpoint_interval=options.checkpoint_interval,
         batch_size_max=options.batch_size,
         fast_path=options.fast_path,
+        certificates=options.certificates,
     )
     index = RunIndex.create(
         options.data_dir, scenario=str(options.scenario), options=options.as_json()

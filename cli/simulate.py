@@ -104,6 +104,13 @@ def _parse_faults(value: str | None) -> tuple[str, ...]:
     help="real: Ed25519 + BLS threshold signatures. sim: keyed hashes, simulation only, much faster.",
 )
 @click.option(
+    "--certificates",
+    type=click.Choice(["bls", "ed25519"]),
+    default="bls",
+    show_default=True,
+    help="The cluster's certificate scheme: BLS threshold signatures, or collected Ed25519 signatures.",
+)
+@click.option(
     "--json",
     "json_out",
     type=click.Path(allow_dash=True, path_type=Path),
@@ -167,6 +174,7 @@ def simulate(
     requests: int,
     faults_spec: str,
     crypto: str,
+    certificates: str,
     json_out: Path | None,
     jobs: int | None,
     trace_dir: Path,
@@ -180,14 +188,16 @@ def simulate(
     """Deterministic simulation: many seeded fault schedules, invariants checked after every message."""
     console = make_console(stderr=is_stdout(json_out))
     faults = _parse_faults(faults_spec)
-    options = RunOptions(crypto=crypto, liveness_bound_ms=liveness_bound_ms)
+    options = RunOptions(crypto=crypto, liveness_bound_ms=liveness_bound_ms, certificates=certificates)
     if crypto == "real":
         _require_real_crypto()
     if replay_seed is not None or replay_file is not None:
         if replay_file is not None:
             plan, document = load_failure(replay_file)
             options = RunOptions(
-                crypto=document.get("crypto", crypto), liveness_bound_ms=liveness_bound_ms
+                crypto=document.get("crypto", crypto),
+                liveness_bound_ms=liveness_bound_ms,
+                certificates=document.get("certificates", certificates),
             )
         else:
             if adversary == "all":

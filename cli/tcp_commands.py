@@ -74,6 +74,7 @@ def _load_cluster(path: Path) -> ClusterFile:
 @click.option("--checkpoint-interval", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Sequence numbers between checkpoints (K).")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True, help="Most requests per batch.")
 @click.option("--state", default="bank", show_default=True, help='Initial replicated state: "bank" or "smallbank:N".')
+@click.option("--certificates", type=click.Choice(["bls", "ed25519"]), default="bls", show_default=True, help="What a certificate is: one BLS threshold signature (deals BLS keys), or the collected Ed25519 signatures of its signers (no key beyond the identities).")
 @click.option("--seed", default=None, help="Derive every key from this string (reproducible; never for production).")
 @click.option("--force", is_flag=True, help="Overwrite an existing cluster (deals new keys).")
 @click.option(
@@ -91,6 +92,7 @@ def keygen(
     checkpoint_interval: int,
     batch_size: int,
     state: str,
+    certificates: str,
     seed: str | None,
     force: bool,
     dkg: bool,
@@ -100,7 +102,12 @@ def keygen(
     from pbft_core.clusterfile import keygen as deal
     from pbft_core.config import ClusterConfig
 
-    config = ClusterConfig(f=f, checkpoint_interval=checkpoint_interval, batch_size_max=batch_size, state=state)
+    try:
+        config = ClusterConfig(f=f, checkpoint_interval=checkpoint_interval, batch_size_max=batch_size, state=state, certificates=certificates)
+    except ValueError as exc:
+        raise UsageFailure(str(exc)) from None
+    if dkg and certificates != "bls":
+        raise UsageFailure(f"--dkg makes BLS threshold keys; --certificates {certificates} needs none")
     if hosts is not None:
         entries = [h.strip() for h in hosts.split(",") if h.strip()]
         if len(entries) != config.n:
@@ -127,7 +134,7 @@ def keygen(
         )
     except ClusterFileError as exc:
         raise UsageFailure(str(exc)) from None
-    click.echo(f"wrote {cluster.path} (n = {config.n}, f = {f}, {len(cluster.clients)} clients)")
+    click.echo(f"wrote {cluster.path} (n = {config.n}, f = {f}, {len(cluster.clients)} clients, {config.certificates} certificates)")
     if dkg:
         click.echo(
             f"  BLS keys by distributed key generation ({config.quorum}-of-{config.n} and "

@@ -22,7 +22,9 @@ VIEW_CHANGE_ENVELOPE_BYTES = 416
 # The smallest batch budget (`batch_bytes_max`) a cluster may run with: a few requests. With
 # ``ed25519`` certificates at large n a default window would leave less; it is shrunk instead.
 BATCH_BYTES_MIN = 512
-CERTIFICATE_SCHEMES = ("bls", "ed25519")
+# What a certificate can be (`certificates`); "bls" is the default.
+BLS, ED25519 = "bls", "ed25519"
+CERTIFICATE_SCHEMES = (BLS, ED25519)
 
 ACCOUNTS: tuple[str, ...] = tuple("ABCDEFGHIJ")
 INITIAL_BALANCE = 10

@@ -38,12 +38,9 @@ import msgpack
 from nacl.signing import SigningKey, VerifyKey
 
 from . import multisig
+from .config import BLS, CERTIFICATE_SCHEMES, ED25519
 from .messages import CERT_SIZE, SHARE_SIZE
 from .messages import SIG_SIZE as ED25519_SIG_SIZE
-
-BLS, ED25519 = "bls", "ed25519"
-# The certificate schemes a cluster may use (`ClusterConfig.certificates`); BLS is the default.
-CERTIFICATE_SCHEMES = (BLS, ED25519)
 
 # Own points remembered by `RealCrypto`, per kind (a few batches' shares and certificates).
 OWN_POINTS_MAX = 64

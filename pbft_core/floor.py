@@ -35,6 +35,15 @@ implementation may skip before using a point from a peer. Hashing, Merkle paths 
 not counted: they are small next to these and partly
 avoidable. The floor is therefore an upper bound on what any implementation of this exact
 protocol could reach on these cores.
+
+With ``ed25519`` certificates (`multisig`) every share is an Ed25519 signature and checking a
+certificate of k signers is k Ed25519 verifications, less the checker's own signature when it
+is among them (a node need not verify what it signed itself); nothing is decoded, combined or
+aggregated. Per batch: every replica signs a prepare and a fast-path share (2n signs); the
+collector checks the n-1 others' fast shares inside the aggregate, and each of the n-1 backups
+checks the n-1 signatures not its own. Slow path, per round: n signs, the collector checks the
+2f extra shares it combines, and the n-1 backups check the 2f+1 signatures of the certificate
+(2f of them skip their own). Per checkpoint every replica signs and checks the 2f others' shares.
 """
 
 from __future__ import annotations
@@ -64,6 +73,10 @@ class CryptoCosts:
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 2) for k, v in asdict(self).items()}
 
+    def used_by(self, config: ClusterConfig) -> dict[str, float]:
+        """`as_dict` without the primitives `config`'s certificate scheme does not use."""
+        return {k: v for k, v in self.as_dict().items() if config.certificates == "bls" or not k.startswith("bls_")}
+
 
 def _median_us(fn: Callable[[], object], repeat: int) -> float:
     samples = []
@@ -76,15 +89,20 @@ def _median_us(fn: Callable[[], object], repeat: int) -> float:
 
 
 def measure_costs(config: ClusterConfig, *, repeat: int = 60) -> CryptoCosts:
-    """Time each primitive with real keys of a cluster shaped like `config`."""
+    """Time each primitive with real keys of a cluster shaped like `config` (BLS only if its
+    certificates are BLS; the others stay 0)."""
     from nacl.signing import SigningKey
-
-    import thresh_sig
 
     message = os.urandom(180)  # about a request's signing payload
     key = SigningKey(os.urandom(32))
     signature = key.sign(message).signature
     verify_key = key.verify_key
+    ed25519_sign_us = _median_us(lambda: key.sign(message), repeat * 10)
+    ed25519_verify_us = _median_us(lambda: verify_key.verify(message, signature), repeat * 10)
+    if config.certificates != "bls":
+        return CryptoCosts(ed25519_sign_us, ed25519_verify_us, 0.0, 0.0, 0.0, 0.0)
+    import thresh_sig
+
     group, shares = thresh_sig.deal(config.quorum, config.n, seed=b"pbft/floor")
     fast_group, fast_shares = thresh_sig.deal(config.n, config.n, seed=b"pbft/floor/fast")
     sig_shares = [thresh_sig.sign_share(s, message) for s in shares]
@@ -92,8 +110,8 @@ def measure_costs(config: ClusterConfig, *, repeat: int = 60) -> CryptoCosts:
     certificate = thresh_sig.combine(group, sig_shares[: config.quorum])
     certificate_bytes = bytes(certificate)
     return CryptoCosts(
-        ed25519_sign_us=_median_us(lambda: key.sign(message), repeat * 10),
-        ed25519_verify_us=_median_us(lambda: verify_key.verify(message, signature), repeat * 10),
+        ed25519_sign_us=ed25519_sign_us,
+        ed25519_verify_us=ed25519_verify_us,
         bls_sign_us=_median_us(lambda: thresh_sig.sign_share(shares[0], message), repeat),
         bls_verify_us=_median_us(lambda: thresh_sig.verify(group, message, certificate), repeat),
         bls_combine_us=_median_us(
@@ -117,6 +135,8 @@ class CryptoBudget:
         c, n, f = self.costs, self.config.n, self.config.f
         quorum = self.config.quorum
         request = c.ed25519_sign_us + n * c.ed25519_verify_us
+        if self.config.certificates != "bls":
+            return request + self._multisig_batch_us() / max(mean_batch, 1.0)
         # The collector's certificate reaches n-1 backups, who check the message and the point.
         broadcast = c.ed25519_sign_us + (n - 1) * (c.ed25519_verify_us + c.bls_decode_us + c.bls_verify_us)
         # n-1 backups send their share in a signed message; the collector checks the messages.
@@ -144,6 +164,32 @@ class CryptoBudget:
         checkpoint = n * (c.bls_sign_us + quorum * c.bls_decode_us + c.bls_combine_us + c.bls_verify_us)
         per_batch = batch + checkpoint / self.config.checkpoint_interval
         return request + per_batch / max(mean_batch, 1.0)
+
+    def _multisig_batch_us(self) -> float:
+        """One batch's crypto with ed25519 certificates (module docstring)."""
+        c, n, f = self.costs, self.config.n, self.config.f
+        sign, verify = c.ed25519_sign_us, c.ed25519_verify_us
+        quorum = self.config.quorum
+        shares = (n - 1) * (sign + verify)  # PREPARE-SHARE / COMMIT-SHARE messages
+        if self.config.fast_path:
+            certify = (
+                2 * n * sign  # prepare and fast-path shares
+                + shares
+                + (n - 1) * verify  # the collector checks the aggregate it sent
+                + sign + (n - 1) * (verify + (n - 1) * verify)  # FAST-COMMIT: message and aggregate
+            )
+        else:
+            # The collector checks the 2f shares not its own; of the n-1 receivers, 2f find
+            # their own signature in the certificate.
+            certificate_checks = (n - 1) * quorum - (quorum - 1)
+            certify = 2 * (n * sign + shares + (quorum - 1) * verify + sign + (n - 1) * verify + certificate_checks * verify)
+        batch = (
+            sign + (n - 1) * verify  # PRE-PREPARE
+            + certify
+            + n * sign + (f + 1) * verify  # signed reply roots
+        )
+        checkpoint = n * (sign + (quorum - 1) * verify)
+        return batch + checkpoint / self.config.checkpoint_interval
 
     def per_read_us(self) -> float:
         c, n = self.costs, self.config.n

@@ -112,6 +112,9 @@ class MultiSignatures:
         self._quorum = quorum
         self._me = me  # None for a client: it signs no shares
         self._own: dict[bytes, bytes] = {}  # signature -> the payload this node signed
+        # Certificates this node combined from shares it verified: valid when they come back
+        # (its own prepared proofs in a view change), with no second round of k checks.
+        self._combined: dict[tuple[bytes, bytes], None] = {}
 
     def _sign_payload(self, payload: bytes) -> bytes:
         assert self._me is not None, "clients sign no shares"
@@ -129,6 +132,8 @@ class MultiSignatures:
         return self._verify(signer, payload, signature)
 
     def _certificate_valid(self, certificate: bytes, signers: int, payload: bytes) -> bool:
+        if type(certificate) is bytes and (payload, certificate) in self._combined:
+            return True
         entries = decode(certificate, signers, self._n)
         return entries is not None and all(self._valid(r, payload, s) for r, s in entries)
 
@@ -159,7 +164,11 @@ class MultiSignatures:
                 bad.add(replica)
         if len(good) < self._quorum:
             return None, bad
-        return encode(good), bad
+        certificate = encode(good)
+        if len(self._combined) >= OWN_SIGNATURES_MAX:
+            del self._combined[next(iter(self._combined))]
+        self._combined[(payload, certificate)] = None
+        return certificate, bad
 
     def verify_certificate(self, message: bytes, certificate: bytes) -> bool:
         return self._certificate_valid(certificate, self._quorum, SHARE_DOMAIN + message)

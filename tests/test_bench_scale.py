@@ -108,6 +108,7 @@ def test_same_seed_same_counts():
 RESULT_KEYS = {
     "f",
     "n",
+    "certificates",
     "instances",
     "requests_committed",
     "mean_batch",
@@ -131,7 +132,7 @@ RESULT_KEYS = {
 
 def test_the_json_report_has_the_documented_keys(results: dict[int, ScaleResult]):
     report = ScaleReport(list(results.values())).to_json()
-    assert set(report) == {"benchmark", "crypto", "fast_path", "requests", "clients", "seed", "model", "results", "growth"}
+    assert set(report) == {"benchmark", "crypto", "certificates", "fast_path", "requests", "clients", "seed", "model", "results", "growth"}
     assert report["benchmark"] == "scale"
     for entry in report["results"]:
         assert set(entry) == RESULT_KEYS

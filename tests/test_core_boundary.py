@@ -17,7 +17,7 @@ import pbft_core
 PACKAGE = Path(pbft_core.__file__).parent
 PROTOCOL = (
     "attacks", "bank", "catchup", "certificates", "checkpoint", "client", "collector", "config", "crypto",
-    "deadlines", "dispatch", "fastpath", "faults", "intake", "log", "merkle", "messages", "ready",
+    "deadlines", "dispatch", "fastpath", "faults", "intake", "log", "merkle", "messages", "multisig", "ready",
     "recovery", "replica", "smallbank", "viewchange",
 )  # fmt: skip
 FORBIDDEN = {

@@ -30,12 +30,15 @@ Its bytes are estimated from sizes measured in the same run, assuming Ed25519 si
 authenticators (64 B, as this codebase signs point-to-point messages) and this codebase's
 msgpack framing: a PRE-PREPARE costs what ours measured (same fields: view, seq, digest, batch,
 sender, signature), and a PREPARE or COMMIT ⟨v, s, d, i⟩σ costs what our certificate messages
-measured minus their 96-byte certificate field (the rest is exactly v, s, d, i and an Ed25519
+measured minus their certificate field (the rest is exactly v, s, d, i and an Ed25519
 signature). MAC authenticators (the PBFT paper's optimisation) would make each broadcast carry
 n-1 MACs, i.e. more bytes, not fewer, at large n.
 
-Certificates stay 96 bytes (one BLS12-381 G2 point) for every n; the matching all-to-all proof
-of a prepared instance is 2f+1 signed PREPAREs, which grows with n.
+With BLS certificates (the default) a certificate stays 96 bytes (one BLS12-381 G2 point) for
+every n; the matching all-to-all proof of a prepared instance is 2f+1 signed PREPAREs, which
+grows with n. With ``certificates="ed25519"`` (`multisig`) a certificate is those 2f+1 (fast
+path: n) signatures side by side, 65 bytes each, so the collector's broadcasts grow with n too
+and bytes per instance grow as n²; the simulator's keyed hashes have the real sizes.
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ from typing import Any
 
 from ..client import Completion
 from ..config import ACCOUNTS, ClusterConfig
-from ..crypto import CERT_SIZE
 from ..messages import (
     ORDERING,
     CommitCertificate,
@@ -63,11 +65,14 @@ from ..messages import (
 from ..ready import Ready
 from ..runtime.simulator import NetworkConfig, SimNode, Simulation
 
-# The collector's messages that carry a 96-byte certificate next to view, seq, digest, sender
-# and an Ed25519 signature: take the certificate out and what is left is a classic PREPARE.
+# The collector's messages that carry a certificate next to view, seq, digest, sender and an
+# Ed25519 signature: take the certificate out and what is left is a classic PREPARE.
 CERTIFIED_TYPES: tuple[type[Message], ...] = (PrepareCertificate, CommitCertificate, FastCommit)
-# msgpack frames a 96-byte bytes field as bin8: one type byte, one length byte.
-BIN8_HEADER = 2
+
+
+def bytes_field_size(length: int) -> int:
+    """What msgpack spends on a bytes field of `length`: bin8, bin16 or bin32 header, then it."""
+    return length + (2 if length < 2**8 else 3 if length < 2**16 else 5)
 
 # Virtual time after which a run that has not finished is reported as stuck (a bug: the network
 # is reliable and nobody is faulty, so everything should complete within milliseconds each).
@@ -119,11 +124,14 @@ class ScaleResult:
     requests: int
     clients: int
     seed: int
+    certificates: str = "bls"
     instances: int = 0  # sequence numbers executed (by every replica)
     requests_committed: int = 0
     replica_by_type: dict[str, Tally] = field(default_factory=dict)
     client_by_type: dict[str, Tally] = field(default_factory=dict)
     certificate_sizes: set[int] = field(default_factory=set)
+    # The certificate fields of CERTIFIED_TYPES messages as sent (one per recipient), headers in.
+    certificate_fields: Tally = field(default_factory=Tally)
     virtual_ms: float = 0.0
     wall_s: float = 0.0
 
@@ -188,7 +196,8 @@ class ScaleResult:
     def vote_bytes(self) -> float:
         """A classic PREPARE/COMMIT ⟨v, s, d, i⟩ with an Ed25519 signature (module docstring)."""
         certified = self._mean_size(CERTIFIED_TYPES)
-        return certified - (CERT_SIZE + BIN8_HEADER) if certified else 0.0
+        fields = self.certificate_fields
+        return certified - fields.bytes / fields.messages if certified and fields.messages else 0.0
 
     @property
     def all_to_all_messages(self) -> int:
@@ -226,6 +235,7 @@ class ScaleResult:
         return {
             "f": self.f,
             "n": self.n,
+            "certificates": self.certificates,
             "instances": self.instances,
             "requests_committed": self.requests_committed,
             "mean_batch": self.mean_batch,
@@ -290,17 +300,18 @@ def run_scale(
     crypto: str = "sim",
     seed: int = 0,
     fast_path: bool = True,
+    certificates: str = "bls",
     on_progress: ProgressCallback | None = None,
 ) -> ScaleResult:
     """Run one fault-free cluster of n = 3f+1 and tally its traffic (module docstring)."""
     if f < 1 or requests < 1 or clients < 1:
         raise ValueError("f, requests and clients must be at least 1")
-    config = ClusterConfig(f=f, fast_path=fast_path)
+    config = ClusterConfig(f=f, fast_path=fast_path, certificates=certificates)
     names = [f"c{i}" for i in range(1, clients + 1)]
     started = time.perf_counter()
     # Key dealing (real crypto) happens here; it is part of the wall time, not of the traffic.
     sim = Simulation(config, seed=seed, crypto=crypto, network=NetworkConfig(), clients=names, keep_events=False)
-    result = ScaleResult(f, config.n, crypto, fast_path, requests, clients, seed)
+    result = ScaleResult(f, config.n, crypto, fast_path, requests, clients, seed, certificates)
     client_set = set(names)
     last: list[Any] = [None, b""]  # the last message encoded: a broadcast is one object n-1 times
 
@@ -315,6 +326,7 @@ def run_scale(
             if isinstance(message, CERTIFIED_TYPES):
                 cert = message.aggregate if isinstance(message, FastCommit) else message.certificate
                 result.certificate_sizes.add(len(cert))
+                result.certificate_fields.add(bytes_field_size(len(cert)))
         for client, message in ready.to_clients:
             if client in client_set:
                 result.client_by_type.setdefault(type(message).__name__, Tally()).add(size_of(message))
@@ -366,6 +378,7 @@ class ScaleReport:
         return {
             "benchmark": "scale",
             "crypto": first.crypto if first else None,
+            "certificates": first.certificates if first else None,
             "fast_path": first.fast_path if first else None,
             "requests": first.requests if first else None,
             "clients": first.clients if first else None,
@@ -373,7 +386,7 @@ class ScaleReport:
             "model": {
                 "all_to_all_messages": "(n-1) + (n-1)^2 + n(n-1)",
                 "all_to_all_bytes": "(n-1)*preprepare_bytes + ((n-1)^2 + n(n-1))*vote_bytes",
-                "vote_bytes": "mean size of our certificate messages minus the 96-byte certificate field (Ed25519-signed <v, s, d, i>)",
+                "vote_bytes": "mean size of our certificate messages minus their certificate field (Ed25519-signed <v, s, d, i>)",
                 "ordering_types": [t.__name__ for t in ORDERING],
             },
             "results": [r.to_json() for r in self.results],

@@ -484,6 +484,7 @@ def write_failure(
         "liveness": result.liveness,
         "detail": result.detail,
         "crypto": options.crypto,
+        "certificates": options.certificates,
         "replay": f"pbft simulate --replay-file {path}",
         "plan": plan.to_json(),
         "original_plan_summary": None if original is None else {
