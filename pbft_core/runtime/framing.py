@@ -173,6 +173,90 @@ async def read_frame(reader: asyncio.StreamReader, size_max: int, body_timeout_s
         raise FrameTimeout(f"frame body of {size} bytes not received in {body_timeout_s} s") from None
 
 
+# What one read asks the stream for. Every frame already received in a chunk is split off at
+# once (`FrameSplitter`), so a burst costs one wake-up of the reader, not two per frame.
+READ_CHUNK_BYTES = 256 * 1024
+
+
+class FrameSplitter:
+    """Frames out of a byte stream that arrives in chunks of any size (sans-I/O).
+
+    `feed` returns the bodies of the frames a chunk completed, in order. A header announcing more
+    than `size_max` raises `FrameTooLarge` as soon as its four bytes are in, before another byte
+    of that frame is kept, so what is held is at most one partial frame within the limit (plus
+    what arrived with it in the same chunk). `awaiting_body` says that a header has been read
+    whose body is not complete: the caller's deadline for the body runs while it is true.
+    """
+
+    def __init__(self, size_max: int) -> None:
+        self.size_max = size_max
+        # The start of the next frame: chunks kept as they came (joined once it is complete,
+        # so a large frame arriving in many chunks is copied once, not once per chunk).
+        self._chunks: list[bytes] = []
+        self._held = 0
+        self._need = 0  # header + body bytes of the frame whose header is in, or 0 (none)
+
+    @property
+    def awaiting_body(self) -> bool:
+        return self._need > 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as part of a frame."""
+        return self._held
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._chunks:
+            self._chunks.append(data)
+            self._held += len(data)
+            if self._held < self._need:
+                return []
+            data = b"".join(self._chunks)
+            self._chunks = []
+        bodies: list[bytes] = []
+        at, end = 0, len(data)
+        unpack_header = HEADER.unpack_from
+        self._need = 0
+        while end - at >= HEADER_SIZE:
+            (size,) = unpack_header(data, at)
+            if size > self.size_max:
+                self._held = 0
+                raise FrameTooLarge(f"frame of {size} bytes (limit {self.size_max})")
+            stop = at + HEADER_SIZE + size
+            if stop > end:
+                self._need = stop - at
+                break
+            bodies.append(data[at + HEADER_SIZE : stop])
+            at = stop
+        if at < end:
+            self._chunks.append(data[at:] if at else data)
+        self._held = end - at
+        return bodies
+
+
+async def read_frames(reader: asyncio.StreamReader, frames: FrameSplitter, body_timeout_s: float) -> list[bytes]:
+    """Read until at least one whole frame is in; every frame that is. Raises like `read_frame`
+    (`FrameTooLarge`, `FrameTimeout` when a body is not complete `body_timeout_s` after this call
+    began waiting for it, `asyncio.IncompleteReadError` when the peer closed)."""
+    deadline: float | None = None
+    while True:
+        if frames.awaiting_body:
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + body_timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await reader.read(READ_CHUNK_BYTES)
+            except TimeoutError:
+                raise FrameTimeout(f"frame body not received in {body_timeout_s} s") from None
+        else:
+            data = await reader.read(READ_CHUNK_BYTES)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        bodies = frames.feed(data)
+        if bodies:
+            return bodies
+
+
 def join_messages(messages: Iterable[Buffer]) -> bytes:
     """The payload (kind byte included) that carries `messages`: ``M`` + the message if there is
     exactly one, else ``B`` + each message's length and bytes. The caller keeps the result within

@@ -22,6 +22,7 @@ from ..framing import (
     SEAL_OVERHEAD,
     Dialer,
     FrameError,
+    FrameSplitter,
     HandshakeError,
     PeerIdentity,
     Session,
@@ -29,6 +30,7 @@ from ..framing import (
     frame,
     join_messages,
     read_frame,
+    read_frames,
 )
 from . import limits
 from .limits import (
@@ -397,17 +399,18 @@ class DialLink:
                 self.log.warning("link.crashed", peer=replica_name(self.target), reason=type(exc).__name__, detail=exc)
 
     async def _read_loop(self, connection: Connection) -> None:
-        frames = 0
+        handled = 0
+        frames = FrameSplitter(self.frame_bytes_max)
         while True:
-            body = await read_frame(connection.reader, self.frame_bytes_max, FRAME_BODY_TIMEOUT_S)
-            payload = connection.session.open(body)
-            if self.on_payload is None:
-                self.counters["frame.unexpected"] += 1
-            else:
-                self.on_payload(payload)
-            frames += 1
-            if frames % FRAMES_PER_YIELD == 0:
-                await asyncio.sleep(0)
+            for body in await read_frames(connection.reader, frames, FRAME_BODY_TIMEOUT_S):
+                payload = connection.session.open(body)
+                if self.on_payload is None:
+                    self.counters["frame.unexpected"] += 1
+                else:
+                    self.on_payload(payload)
+                handled += 1
+                if handled % FRAMES_PER_YIELD == 0:
+                    await asyncio.sleep(0)
 
 
 # ---- the replica node ------------------------------------------------------------------------

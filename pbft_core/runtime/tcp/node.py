@@ -39,6 +39,7 @@ from ..framing import (
     Acceptor,
     Dialer,
     FrameError,
+    FrameSplitter,
     HandshakeError,
     PeerIdentity,
     PeerMisbehaved,
@@ -46,6 +47,7 @@ from ..framing import (
     frame,
     peek_message_tag,
     read_frame,
+    read_frames,
     split_messages,
 )
 from ..host import NodeHost
@@ -574,9 +576,13 @@ class ReplicaNode:
         # A client only ever sends small requests and status queries (see CLIENT_FRAME_BYTES_MAX).
         size_max = FRAME_SIZE_MAX if replica is not None else self.client_frame_bytes_max
         handled = 0
+        frames = FrameSplitter(size_max)
+        pending: deque[bytes] = deque()
         while not connection.closed:
-            body = await read_frame(connection.reader, size_max, FRAME_BODY_TIMEOUT_S)
-            payload = connection.session.open(body)
+            if not pending:
+                # Every frame already received is split off in one go (see `read_frames`).
+                pending.extend(await read_frames(connection.reader, frames, FRAME_BODY_TIMEOUT_S))
+            payload = connection.session.open(pending.popleft())
             kind = payload[:1]
             if kind in (KIND_MESSAGE, KIND_MESSAGES):
                 # A B payload is split (and refused whole if it does not parse) before any of its

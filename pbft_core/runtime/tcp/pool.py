@@ -143,7 +143,9 @@ class ClientPool:
         }
         self.links: dict[int, DialLink] = {}
         self._outstanding: dict[str, _Outstanding] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Each client's armed timer and the time it is armed for (a reply that does not
+        # complete a request leaves the deadline where it was: the timer is then kept).
+        self._timers: dict[str, tuple[asyncio.TimerHandle, float]] = {}
         self._status_waiters: dict[int, deque[asyncio.Future[dict[str, Any]]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._epoch = 0.0
@@ -192,7 +194,7 @@ class ClientPool:
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
-        for handle in self._timers.values():
+        for handle, _ in self._timers.values():
             handle.cancel()
         for link in self.links.values():
             await link.close()
@@ -242,13 +244,16 @@ class ClientPool:
             link = self.links.get(to)
             if link is not None:
                 link.send(data)
-        handle = self._timers.pop(name, None)
-        if handle is not None:
-            handle.cancel()
-        if ready.wake_at_ms is not None:
-            assert self._loop is not None
-            when = self._epoch + ready.wake_at_ms / 1000.0
-            self._timers[name] = self._loop.call_at(when, self._tick, name)
+        armed = self._timers.get(name)
+        wake_at_ms = ready.wake_at_ms
+        if armed is None or armed[1] != wake_at_ms:
+            if armed is not None:
+                del self._timers[name]
+                armed[0].cancel()
+            if wake_at_ms is not None:
+                assert self._loop is not None
+                when = self._epoch + wake_at_ms / 1000.0
+                self._timers[name] = (self._loop.call_at(when, self._tick, name), wake_at_ms)
         if ready.completed is not None:
             self._complete(name, ready.completed)
 
@@ -261,6 +266,7 @@ class ClientPool:
         if outstanding is None or outstanding.future.done():
             return
         request: Request = completion.request
+        # Every reply kept was verified by the client when it arrived (`_on_reply_bytes`).
         certified = sorted(
             {
                 reply.replica
@@ -268,7 +274,6 @@ class ClientPool:
                 if reply.timestamp == request.timestamp
                 and reply.read_only == request.read_only
                 and reply.result == completion.result
-                and (reply.replica, reply.signed_root(), reply.sig) in self.verified
             }
         )
         outstanding.future.set_result(PoolCompletion(completion, tuple(certified)))
@@ -336,14 +341,14 @@ class ClientPool:
         pending = client.outstanding
         ready = client.step(reply, self.now_ms())
         # Kept only once the client has checked it: it answers the outstanding request and its
-        # signature verified (the client records every root it verified in `self.verified`).
+        # signature verified (the client keeps a reply among its outstanding request's replies
+        # only then, so that is asked instead of hashing the signed root again).
         outstanding = self._outstanding.get(reply.client)
         if (
             outstanding is not None
             and pending is not None
-            and reply.timestamp == pending.request.timestamp
+            and pending.replies.get(reply.replica) is reply
             and (reply.replica, reply.read_only) not in outstanding.replies
-            and (reply.replica, reply.signed_root(), reply.sig) in self.verified
         ):
             outstanding.replies[(reply.replica, reply.read_only)] = reply
         self._perform(reply.client, ready)
