@@ -37,6 +37,7 @@ TYPE_COLOURS = {
     "CommitShare": "tab:purple",
     "CommitCertificate": "tab:pink",
     "FastCommit": "tab:orange",
+    "SlowPath": "coral",
     "Checkpoint": "tab:brown",
     "ViewChange": "tab:red",
     "NewView": "darkred",

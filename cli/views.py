@@ -248,6 +248,7 @@ PERF_FIGURES = (
     ("commits_fast", "commits.fast"),
     ("commits_slow", "commits.slow"),
     ("fast_path_timeouts", "fast_path.timeouts"),
+    ("fast_path_misses", "fast_path.misses"),
     ("view_changes_started", "view_changes.started"),
     ("catch_up_entries", "catch_up.entries"),
     ("dropped", "dropped.*"),

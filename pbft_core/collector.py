@@ -1,14 +1,17 @@
 """The collector's part of the normal case (the leader of the view collects every quorum).
 
 Theory of operation. Backups send their prepare shares to the collector instead of to each
-other (Linear PBFT). With all n fast shares before the fast-path timer it sends FAST-COMMIT,
-their n-of-n aggregate, and every replica commits after one round; it sends the aggregate
-first and checks it after (`Replica` docstring, "work after sending"), since every backup
-checks it anyway. Otherwise, with 2f+1 prepare shares, it combines a PREPARE certificate; each
-replica is then prepared and sends a commit share, and 2f+1 of those make the COMMIT
-certificate. Shares are combined optimistically and verified once; only when a combination
-fails are shares checked one by one and the bad ones dropped. How long to wait for the last
-shares, and when to stop waiting, is `fastpath`'s policy.
+other (Linear PBFT). Its PRE-PREPARE says whether it wants the fast path (`fastpath`'s policy
+decides, per sequence number); if so, every replica signs only its n-of-n fast share. With all
+n before the fast-path timer the collector sends FAST-COMMIT, their aggregate, and every
+replica commits after one round; it sends the aggregate first and checks it after (`Replica`
+docstring, "work after sending"), since every backup checks it anyway. Otherwise the slot turns
+slow: the collector signs its own 2f+1 share and sends SLOW-PATH, and each backup answers with
+its 2f+1 share (`Replica._vote`). So a replica signs one share per batch, not two, whichever
+path is taken; a fast path that fails costs one more message round. With 2f+1 shares the collector
+combines a PREPARE certificate; each replica is then prepared and sends a commit share, and
+2f+1 of those make the COMMIT certificate. Shares are combined optimistically and verified
+once; only when a combination fails are shares checked one by one and the bad ones dropped.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .messages import (
     PrepareShare,
     Proof,
     ProofKind,
+    SlowPath,
 )
 
 if TYPE_CHECKING:
@@ -48,36 +52,41 @@ class CollectorRole:
 
     def on_prepare_share(self: Replica, share: PrepareShare) -> None:
         slot = self._collector_slot(share, share.view, share.seq, share.digest)
-        if slot is None or slot.certified or share.replica in slot.prepare_shares:
+        if slot is None or slot.certified:
             return
-        slot.prepare_shares[share.replica] = share.share
-        if share.fast_share:
+        counted = False
+        if share.fast_share and slot.fast_wanted and share.replica not in slot.fast_shares:
             slot.fast_shares[share.replica] = share.fast_share
-        self._certify_prepare(slot, allow_wait=True)
+            counted = True
+        if share.share and share.replica not in slot.prepare_shares:
+            slot.prepare_shares[share.replica] = share.share
+            counted = True
+            if slot.fast_wanted:
+                # Its sender gave up on a FAST-COMMIT long after this collector would have (a
+                # lost fast share or SLOW-PATH): the slot goes slow now.
+                self._fast_path_missed(slot)
+        if counted:
+            self._certify_prepare(slot)
 
-    def _certify_prepare(self: Replica, slot: Slot, *, allow_wait: bool) -> None:
+    def _certify_prepare(self: Replica, slot: Slot) -> None:
         """Collector: turn prepare shares into a fast commit (all n) or a certificate (2f+1)."""
         if slot.certified or slot.view != self.view or not self.is_leader:
             return
         message = prepare_message(slot.view, slot.seq, slot.digest)
-        all_shares = self.config.fast_path and len(slot.fast_shares) == self.config.fast_quorum
-        if all_shares and self._send_fast_commit(slot, message):
-            return
-        count = len(slot.prepare_shares)
-        if count < self.config.quorum:
-            return
-        if slot.quorum_at_ms is None:
-            slot.quorum_at_ms = self._now
-        if (
-            self.config.fast_path
-            and allow_wait
-            and count < self.config.fast_quorum
-            and not slot.fast_failed
-            and self.fast_path.worth_waiting(slot.seq)
-        ):
-            if slot.fast_deadline_ms is None:
+        if slot.fast_wanted:
+            count = len(slot.fast_shares)
+            if count == self.config.fast_quorum:
+                if self._send_fast_commit(slot, message):
+                    return
+            elif count >= self.config.quorum and slot.quorum_at_ms is None:
+                slot.quorum_at_ms = self._now
                 slot.fast_deadline_ms = self._now + self.fast_path.wait_ms()
                 self.deadlines.set_earlier(Timer.FAST_PATH, slot.fast_deadline_ms)
+            if slot.fast_wanted:
+                return
+        if self.id not in slot.prepare_shares:  # the slot turned slow: the collector's own vote
+            slot.prepare_shares[self.id] = self.crypto.sign_share(message)
+        if len(slot.prepare_shares) < self.config.quorum:
             return
         certificate = self._combine(slot.prepare_shares, message)
         if certificate is None:
@@ -104,13 +113,12 @@ class CollectorRole:
         return True
 
     def _fast_path_timeouts(self: Replica) -> None:
-        """The wait for all n shares is over for some slots: go slow with what they have."""
+        """The wait for all n shares is over for some slots: they go slow."""
         due = [s for s in self.slots.values() if s.fast_deadline_ms is not None and s.fast_deadline_ms <= self._now]
         for slot in due:
-            slot.fast_deadline_ms = None
             self.metrics["fast_path.timeouts"] += 1
-            self.fast_path.miss()
-            self._certify_prepare(slot, allow_wait=False)
+            self._fast_path_missed(slot)
+            self._certify_prepare(slot)
         later = [s.fast_deadline_ms for s in self.slots.values() if s.fast_deadline_ms is not None]
         if later:
             self.deadlines.set_earlier(Timer.FAST_PATH, min(later))
@@ -125,14 +133,21 @@ class CollectorRole:
             return
         slot.certified = False
         self._fast_path_failed(slot, message)
-        self._certify_prepare(slot, allow_wait=False)
+        self._certify_prepare(slot)
+
+    def _fast_path_missed(self: Replica, slot: Slot) -> None:
+        """No fast path for this instance (a miss for the policy): it collects 2f+1 shares."""
+        self.fast_path.miss()
+        self.metrics["fast_path.misses"] += 1
+        slot.fast_wanted = False
+        slot.fast_deadline_ms = None
+        slot.fast_shares.clear()
+        self._broadcast(self._sign(SlowPath(slot.view, slot.seq, slot.digest, self.id)))
 
     def _fast_path_failed(self: Replica, slot: Slot, message: bytes) -> None:
-        """Someone's fast share is bad: no fast path for this instance, and a miss."""
-        self.fast_path.miss()
+        """Someone's fast share is bad: the instance goes slow, and bad 2f+1 shares go too."""
         self.metrics["fast_path.bad_aggregates"] += 1
-        slot.fast_shares.clear()
-        slot.fast_failed = True
+        self._fast_path_missed(slot)
         for replica in [r for r, s in slot.prepare_shares.items() if not self.crypto.verify_share(r, message, s)]:
             del slot.prepare_shares[replica]
             self.metrics["shares.invalid"] += 1

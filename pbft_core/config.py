@@ -50,6 +50,9 @@ class Timers:
     # the timer stops waiting (see `replica.py`), so a silent replica does not cost it per batch.
     fast_path_timeout_min_ms: float = 20.0
     fast_path_timeout_max_ms: float = 50.0
+    # A backup that voted with its fast share alone sends its 2f+1 share this long after, if
+    # neither a certificate nor the collector's SLOW-PATH came: a SLOW-PATH lost on the way.
+    prepare_share_timeout_ms: float = 300.0
     # A client that has no f+1 matching replies after this long broadcasts to every replica.
     client_timeout_ms: float = 400.0
     # A read-only request without 2f+1 matching replies after this long is re-sent as ordered.

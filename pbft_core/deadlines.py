@@ -15,6 +15,7 @@ class Timer(enum.StrEnum):  # a str enum: hashed in C, and these are dict keys o
     STATUS = "status"  # gossip progress; fetch from a peer ahead if stuck
     PROPOSE = "propose"  # leader: queued requests go out
     FAST_PATH = "fast_path"  # collector: the earliest slot whose wait for all n shares is over
+    PREPARE_SHARE = "prepare_share"  # backup: a fast path that did not complete gets 2f+1 shares
     EXECUTION = "execution"  # backup: the oldest pending request waited a whole timeout
     VIEW_CHANGE_RESEND = "view_change_resend"  # re-send VIEW-CHANGE until a NEW-VIEW arrives
     NEW_VIEW = "new_view"  # a view change that did not complete moves to the next view

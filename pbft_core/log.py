@@ -24,7 +24,10 @@ class Slot:
     proposed_at_ms: float = 0.0
     quorum_at_ms: float | None = None
     fast_deadline_ms: float | None = None
-    fast_failed: bool = False  # collector: a fast share was invalid, so take the slow path
+    # The proposal asked for the fast path and it is still on: votes are fast shares, and the
+    # collector waits for all n (both turn to the 2f+1 shares once it is off).
+    fast_wanted: bool = False
+    share_due_ms: float | None = None  # backup: when its 2f+1 share follows a fast one
     certified: bool = False  # collector already sent this view's prepare certificate / fast commit
     commit_certified: bool = False
     # Evidence, kept across views until garbage-collected.
@@ -38,8 +41,8 @@ class Slot:
         The status is the replica's to set (`Replica._set_status`)."""
         self.view, self.digest, self.batch = view, digest, batch
         self.prepare_shares, self.fast_shares, self.commit_shares = {}, {}, {}
-        self.quorum_at_ms = self.fast_deadline_ms = None
-        self.certified = self.commit_certified = self.fast_failed = False
+        self.quorum_at_ms = self.fast_deadline_ms = self.share_due_ms = None
+        self.certified = self.commit_certified = self.fast_wanted = False
 
     def advance(self, status: SlotStatus, *, reopen: bool = False) -> bool:
         """Move forward to `status`; statuses never go back, except that a new view's proposal

@@ -160,23 +160,40 @@ class PrePrepare(Message):
     digest: bytes
     batch: tuple[Request, ...]
     replica: int
+    # The leader's intent: it waits for all n fast shares (see `PrepareShare`).
+    fast: bool = True
     sig: bytes = b""
 
 
 @dataclass(frozen=True)
 class PrepareShare(Message):
-    """A backup's vote for (prepare, v, s, d): a share under the 2f+1 key for the slow path
-    and, when the fast path is on, a share under the n-of-n key (empty otherwise)."""
+    """A backup's vote for (prepare, v, s, d): one share, never two at once. Under a PRE-PREPARE
+    that asks for the fast path it is the n-of-n `fast_share` (``share`` empty); otherwise, or
+    when the fast path did not complete in time, the 2f+1 `share` (``fast_share`` empty)."""
 
     TAG: ClassVar[int] = 4
     SIZES: ClassVar[dict[str, tuple[int, ...]]] = {
-        "digest": (DIGEST_SIZE,), "share": SHARE_SIZES, "fast_share": (0, *SHARE_SIZES), "sig": (SIG_SIZE,)
+        "digest": (DIGEST_SIZE,), "share": (0, *SHARE_SIZES), "fast_share": (0, *SHARE_SIZES), "sig": (SIG_SIZE,)
     }
     view: int
     seq: int
     digest: bytes
     share: bytes
     fast_share: bytes
+    replica: int
+    sig: bytes = b""
+
+
+@dataclass(frozen=True)
+class SlowPath(Message):
+    """The collector gave up waiting for all n fast shares of (v, s, d): backups that voted
+    with a fast share alone now send their 2f+1 share (`PrepareShare`)."""
+
+    TAG: ClassVar[int] = 20
+    SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "sig": (SIG_SIZE,)}
+    view: int
+    seq: int
+    digest: bytes
     replica: int
     sig: bytes = b""
 

@@ -73,6 +73,7 @@ from .messages import (
     Reply,
     Request,
     Result,
+    SlowPath,
     Status,
     ViewChange,
     batch_digest,
@@ -159,6 +160,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
                 _handler(Request, self.on_request),
                 _handler(PrePrepare, self.on_pre_prepare),
                 _handler(PrepareShare, self.on_prepare_share),
+                _handler(SlowPath, self.on_slow_path),
                 _handler(PrepareCertificate, self.on_prepare_certificate),
                 _handler(CommitShare, self.on_commit_share),
                 _handler(CommitCertificate, self.on_commit_certificate),
@@ -176,6 +178,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
             Timer.STATUS: self._gossip_status,
             Timer.PROPOSE: self._propose,
             Timer.FAST_PATH: self._fast_path_timeouts,
+            Timer.PREPARE_SHARE: self._late_prepare_shares,
             Timer.EXECUTION: self._execution_timeout,
             Timer.VIEW_CHANGE_RESEND: self._resend_view_change,
             Timer.NEW_VIEW: self._new_view_timeout,
@@ -464,8 +467,9 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
             digest = batch_digest(batch)
             self.metrics["batches.proposed"] += 1
             self.metrics["batches.requests"] += len(batch)
-            self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id)))
-            self._accept(self._slot(seq), self.view, digest, batch)
+            fast = self.config.fast_path and self.fast_path.worth_waiting(seq)
+            self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id, fast)))
+            self._accept(self._slot(seq), self.view, digest, batch, fast=fast)
 
     def _next_batch(self) -> tuple[Request, ...]:
         batch: list[Request] = []
@@ -519,41 +523,80 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if slot.committed is not None and batch_digest(slot.committed.batch) != pre_prepare.digest:
             self._drop(pre_prepare, "conflicts with a committed batch")
             return
-        self._accept(slot, pre_prepare.view, pre_prepare.digest, pre_prepare.batch)
+        fast = pre_prepare.fast and self.config.fast_path
+        self._accept(slot, pre_prepare.view, pre_prepare.digest, pre_prepare.batch, fast=fast)
 
-    def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...]) -> None:
-        """Take (view, seq, batch) as this view's proposal and sign a prepare share for it."""
+    def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...], *, fast: bool) -> None:
+        """Take (view, seq, batch) as this view's proposal and vote for it (`_vote`); `fast`
+        says whether the leader collects for the fast path."""
         if slot.committed is not None and batch_digest(slot.committed.batch) != digest:
             # Never vote for (nor report) anything but what this replica knows committed here.
             self.metrics["dropped.proposal over a committed slot"] += 1
             return
         self._take_proposal(slot, view, digest, batch)
+        slot.fast_wanted = fast
         if self.is_leader:
             self._deferred.append(lambda: self._own_shares(slot, view, digest))
             return
         if self.deadlines.get(Timer.EXECUTION) is None:
             self._restart_exec_timer()
-        share, fast_share = self._prepare_shares(view, slot.seq, digest)
-        vote = PrepareShare(view, slot.seq, digest, share, fast_share, self.id)
-        self._send(self.leader, self._sign(vote))
+        self._vote(slot)
         early, slot.early = slot.early, []
         for message in early:
             self._handlers[type(message)](message)
 
-    def _prepare_shares(self, view: int, seq: int, digest: bytes) -> tuple[bytes, bytes]:
-        message = prepare_message(view, seq, digest)
-        fast_share = self.crypto.sign_fast_share(message) if self.config.fast_path else b""
-        return self.crypto.sign_share(message), fast_share
+    def _vote(self, slot: Slot) -> None:
+        """Backup: send the collector one prepare share, the kind it collects.
+
+        A fast share alone while the fast path is wanted: the 2f+1 share would be a second
+        BLS signature per batch that only a failed fast path needs. It follows when the
+        collector gives up (`on_slow_path`), or, should its SLOW-PATH be lost, once the slot is
+        still only pre-prepared `prepare_share_timeout_ms` later (`_late_prepare_shares`).
+        """
+        message = prepare_message(slot.view, slot.seq, slot.digest)
+        if slot.fast_wanted:
+            share, fast_share = b"", self.crypto.sign_fast_share(message)
+            slot.share_due_ms = self._now + self.config.timers.prepare_share_timeout_ms
+            self.deadlines.set_earlier(Timer.PREPARE_SHARE, slot.share_due_ms)
+        else:
+            share, fast_share = self.crypto.sign_share(message), b""
+        self._send(self.leader, self._sign(PrepareShare(slot.view, slot.seq, slot.digest, share, fast_share, self.id)))
+
+    def on_slow_path(self, slow: SlowPath) -> None:
+        if not self._in_view(slow, slow.view):
+            return
+        slot = self.slots.get(slow.seq)
+        if slot is not None and slot.view == slow.view and slot.digest == slow.digest:
+            self._vote_slow(slot)
+
+    def _vote_slow(self, slot: Slot) -> None:
+        """Backup: the 2f+1 share after a fast one, if the slot still waits for a certificate."""
+        slot.share_due_ms = None
+        current = slot.view == self.view and self.view_active and not self.is_leader
+        if current and slot.fast_wanted and slot.status == SlotStatus.PRE_PREPARED:
+            slot.fast_wanted = False
+            self._vote(slot)
+
+    def _late_prepare_shares(self) -> None:
+        """Backup: no SLOW-PATH and no certificate for some slots that voted fast: vote slow."""
+        for slot in self.slots.values():
+            if slot.share_due_ms is not None and slot.share_due_ms <= self._now:
+                self.metrics["fast_path.late_prepare_shares"] += 1
+                self._vote_slow(slot)
+        later = [s.share_due_ms for s in self.slots.values() if s.share_due_ms is not None]
+        if later:
+            self.deadlines.set_earlier(Timer.PREPARE_SHARE, min(later))
 
     def _own_shares(self, slot: Slot, view: int, digest: bytes) -> None:
         """Leader, deferred from `_accept`: its own vote for the batch it proposed."""
-        if slot.view != view or slot.digest != digest or slot.certified or self.id in slot.prepare_shares:
+        if slot.view != view or slot.digest != digest or slot.certified:
             return
-        share, fast_share = self._prepare_shares(view, slot.seq, digest)
-        slot.prepare_shares[self.id] = share
-        if fast_share:
-            slot.fast_shares[self.id] = fast_share
-        self._certify_prepare(slot, allow_wait=True)
+        if slot.fast_wanted:
+            if self.id not in slot.fast_shares:
+                slot.fast_shares[self.id] = self.crypto.sign_fast_share(prepare_message(view, slot.seq, digest))
+        elif self.id not in slot.prepare_shares:
+            slot.prepare_shares[self.id] = self.crypto.sign_share(prepare_message(view, slot.seq, digest))
+        self._certify_prepare(slot)
 
     def _certified_slot(
         self, message: Message, view: int, seq: int, digest: bytes, kind: int, certificate: bytes

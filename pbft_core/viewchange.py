@@ -285,7 +285,9 @@ class ViewChangeRole:
         for proposal in new_view.proposals:
             last = max(last, proposal.seq)
             if proposal.seq > self.stable_seq:
-                self._accept(self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch)
+                self._accept(
+                    self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch, fast=False
+                )
         # Slots above O belonged to the old view and were never certified: forget them.
         for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
             del self.slots[seq]

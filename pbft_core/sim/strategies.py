@@ -154,8 +154,9 @@ def propose_through(inner: Replica, seq: int, batch: tuple[Request, ...]) -> Non
     batch (broadcast, accept, its own share deferred), so its state knows the proposal and it
     collects and certifies as usual. The one place that leans on the replica's internals."""
     digest = batch_digest(batch)
-    inner._broadcast(inner._sign(PrePrepare(inner.view, seq, digest, batch, inner.id)))
-    inner._accept(inner._slot(seq), inner.view, digest, batch)
+    fast = inner.config.fast_path
+    inner._broadcast(inner._sign(PrePrepare(inner.view, seq, digest, batch, inner.id, fast)))
+    inner._accept(inner._slot(seq), inner.view, digest, batch, fast=fast)
 
 
 class ReplicaFilter:
@@ -364,7 +365,7 @@ class _PerRecipientLeader(ReplicaFilter):
         batch = candidates[0]
         digest = batch_digest(batch)
         self.proposals[1] = (digest, batch)
-        pre_prepare = self.sign(PrePrepare(2, 1, digest, batch, self.id))
+        pre_prepare = self.sign(PrePrepare(2, 1, digest, batch, self.id, fast=False))  # 2f+1 shares to forge with
         # Links need not be FIFO: a PRE-PREPARE that overtakes the NEW-VIEW is dropped as
         # "wrong view", so it goes again a few times (a duplicate is ignored).
         for delay_ms in (0.0, 20.0, 80.0, 250.0, 600.0):
