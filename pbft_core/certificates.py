@@ -1,12 +1,16 @@
 """What each certificate signs, and checking certificates once.
 
-A certificate is one 96-byte BLS signature: either a 2f+1 threshold signature (prepare, commit,
-checkpoint) or the n-of-n aggregate of all prepare shares (the fast path). Each signs a
-domain-separated message naming its kind, so no certificate can be passed off as another, and
-the aggregate verifies against a different key than the threshold signature.
+A certificate is either a 2f+1 certificate (prepare, commit, checkpoint) or the n-of-n
+certificate of all fast-path shares (the fast path): with BLS (the default) one 96-byte
+signature, a threshold signature or an aggregate under a separate key; with ed25519 certificates
+(`multisig`) the signers' own signatures side by side. Each signs a domain-separated message
+naming its kind, so no certificate can be passed off as another, and a fast certificate never
+verifies as a 2f+1 one. Which scheme is the crypto's business (`crypto.NodeCrypto`), not this
+module's.
 
-Verifying a BLS certificate costs a pairing (milliseconds), and the same certificate reaches a
-replica many times (in view changes, catch-ups, new views), so verified ones are remembered.
+Verifying a certificate costs a pairing (BLS, milliseconds) or k signature checks (ed25519), and
+the same certificate reaches a replica many times (in view changes, catch-ups, new views), so
+verified ones are remembered.
 """
 
 from __future__ import annotations

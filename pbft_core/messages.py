@@ -200,7 +200,7 @@ class SlowPath(Message):
 
 @dataclass(frozen=True)
 class PrepareCertificate(Message):
-    """2f+1 prepare shares combined into one threshold signature."""
+    """2f+1 prepare shares made one certificate (a threshold signature, or the 2f+1 signatures)."""
 
     TAG: ClassVar[int] = 5
     SIZES: ClassVar[dict[str, tuple[int, ...]]] = {"digest": (DIGEST_SIZE,), "certificate": CERTIFICATE_SIZES, "sig": (SIG_SIZE,)}
@@ -238,7 +238,8 @@ class CommitCertificate(Message):
 
 @dataclass(frozen=True)
 class FastCommit(Message):
-    """All n prepare shares summed: proof that every replica accepted (v, s, d).
+    """All n fast-path shares made one certificate (summed, or side by side): proof that every
+    replica accepted (v, s, d).
 
     It implies a prepare certificate (n > 2f+1), so a fast-committed replica is also prepared.
     """
