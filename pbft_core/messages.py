@@ -631,8 +631,8 @@ def _compile_decoder(cls: type[Message]) -> typing.Callable[[Any], Message]:
 
 
 def _sizes_text(sizes: tuple[int, ...]) -> str:
-    if len(sizes) > 4:  # a certificate's: its lengths in one phrase, not a hundred numbers
-        return f"one of {len(sizes)} lengths from {min(sizes)} to {max(sizes)}"
+    if len(sizes) > 4:  # a certificate's: not a hundred numbers
+        return f"{', '.join(str(size) for size in sizes[:3])}, …, {sizes[-1]}"
     return " or ".join(str(size) for size in sizes)
 
 
