@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import msgpack
 
-from .messages import CheckpointProof, NewView, Proof, decode, encode
+from .messages import CheckpointProof, NewView, Proof, decode, encode, unpack
 from .ready import (
     DURABLE_EVENTS,
     Accepted,
@@ -104,6 +105,10 @@ def _seq_of(event: Event) -> int | None:
     return None
 
 
+# Where a proof's sequence number sits in its wire array (after the tag).
+_PROOF_SEQ = 1 + [f.name for f in dataclass_fields(Proof)].index("seq")
+
+
 def _kind_and_seq(data: bytes) -> tuple[str, int | None]:
     """A row's kind and the sequence number `_seq_of` gives its event, without decoding the
     requests it holds."""
@@ -115,9 +120,12 @@ def _kind_and_seq(data: bytes) -> tuple[str, int | None]:
                 raise TypeError(f"sequence number {seq!r}")
             return kind, seq
         if kind == "proof":
-            proof = decode(fields[0])
-            assert isinstance(proof, Proof)
-            return kind, proof.seq
+            # The proof's own batch stays undecoded too: its tag and seq field are read as is.
+            wire = unpack(fields[0])
+            seq = wire[_PROOF_SEQ] if wire[0] == Proof.TAG and len(wire) > _PROOF_SEQ else None
+            if not isinstance(seq, int):
+                raise TypeError(f"not a proof with a sequence number: {wire[:3]!r}")
+            return kind, seq
     except Exception as exc:  # a torn or foreign row: refuse to guess
         raise CorruptLogError(f"unreadable durable event: {exc}") from None
     if not isinstance(kind, str):
