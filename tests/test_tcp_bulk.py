@@ -1,6 +1,6 @@
-"""The TCP shell's per-message costs cut in bulk: frames split out of whole chunks, the write-ahead
-log compacted without decoding every request again, and a client pool's timers left armed when a
-reply does not move the deadline.
+"""The TCP shell's per-message costs cut in bulk: frames split out of whole chunks, a turn's
+messages joined in one pass, the write-ahead log compacted without decoding every request again,
+and a client pool's timers left armed when a reply does not move the deadline.
 
 `FrameSplitter` is checked against the frames that went in, for every way of cutting the stream
 into chunks (one byte at a time, across headers, many frames in one chunk), and keeps the limits
@@ -26,14 +26,18 @@ from pbft_core.durable import CorruptLogError, _kind_and_seq, _seq_of, decode_ev
 from pbft_core.ready import DURABLE_EVENTS, NewViewInstalled, ViewEntered
 from pbft_core.runtime.framing import (
     HEADER,
+    KIND_MESSAGE,
     FrameSplitter,
     FrameTimeout,
     FrameTooLarge,
     frame,
+    join_messages,
     read_frames,
+    split_messages,
 )
 from pbft_core.runtime.simulator import Simulation
 from pbft_core.runtime.tcp import ClientPool
+from pbft_core.runtime.tcp.links import coalesce
 from pbft_core.runtime.tcp_local import free_ports
 from tests.support import transfer
 
@@ -182,3 +186,21 @@ def test_a_reply_that_leaves_the_deadline_where_it_was_keeps_the_armed_timer(tmp
     assert same == first  # the same handle, still armed
     assert moved is not None and moved[0] is not first[0] and moved[1] == 900.0 and first[0].cancelled()
     assert none is None
+
+
+# ---- the writer's one-pass join --------------------------------------------------------------
+
+
+def test_a_turn_of_messages_only_is_one_b_payload_byte_for_byte_as_join_messages_builds_it() -> None:
+    messages = [b"a", b"bc" * 100, bytes(3000)]
+    payloads = [KIND_MESSAGE + m for m in messages]
+    joined = join_messages(messages)
+    assert coalesce(payloads, len(joined)) == [joined]
+    assert [bytes(m) for m in split_messages(joined)] == messages
+    # One byte less and the run is cut where `batch_messages` cuts it.
+    cut = coalesce(payloads, len(joined) - 1)
+    assert len(cut) == 2 and [bytes(m) for p in cut for m in _messages_of(p)] == messages
+
+
+def _messages_of(payload: bytes) -> list[bytes]:
+    return [payload[1:]] if payload[:1] == KIND_MESSAGE else [bytes(m) for m in split_messages(payload)]
