@@ -13,8 +13,9 @@ thresh_sig's default backend); `CryptoBudget` counts how many of each one transa
 given batch size, following the normal case of `replica.py` with the fast path:
 
 per ordered request  client signs it; all n replicas verify the client's signature once.
-per batch            leader signs PRE-PREPARE, n-1 backups verify it; every replica signs a
-                     prepare share and a fast-path share (BLS); n-1 backups sign their
+per batch            leader signs PRE-PREPARE, n-1 backups verify it; every replica signs one
+                     fast-path share (BLS; its 2f+1 share only when the fast path fails, which
+                     the floor does not price); n-1 backups sign their
                      PREPARE-SHARE message, the leader verifies them; the leader decodes the
                      n fast shares, sums them and verifies the aggregate (BLS), signs
                      FAST-COMMIT, n-1 backups verify the message, decode the aggregate and
@@ -39,7 +40,7 @@ protocol could reach on these cores.
 With ``ed25519`` certificates (`multisig`) every share is an Ed25519 signature and checking a
 certificate of k signers is k Ed25519 verifications, less the checker's own signature when it
 is among them (a node need not verify what it signed itself); nothing is decoded, combined or
-aggregated. Per batch: every replica signs a prepare and a fast-path share (2n signs); the
+aggregated. Per batch: every replica signs its fast-path share (n signs); the
 collector checks the n-1 others' fast shares inside the aggregate, and each of the n-1 backups
 checks the n-1 signatures not its own. Slow path, per round: n signs, the collector checks the
 2f extra shares it combines, and the n-1 backups check the 2f+1 signatures of the certificate
@@ -143,7 +144,7 @@ class CryptoBudget:
         shares = (n - 1) * (c.ed25519_sign_us + c.ed25519_verify_us)
         if self.config.fast_path:
             certify = (
-                2 * n * c.bls_sign_us  # prepare and fast-path shares
+                n * c.bls_sign_us  # one fast-path share each (the 2f+1 share only if it fails)
                 + shares
                 + n * c.bls_decode_us + c.bls_aggregate_us + c.bls_verify_us  # the n-of-n aggregate
                 + broadcast  # FAST-COMMIT
@@ -173,7 +174,7 @@ class CryptoBudget:
         shares = (n - 1) * (sign + verify)  # PREPARE-SHARE / COMMIT-SHARE messages
         if self.config.fast_path:
             certify = (
-                2 * n * sign  # prepare and fast-path shares
+                n * sign  # one fast-path share each (the 2f+1 share only if it fails)
                 + shares
                 + (n - 1) * verify  # the collector checks the aggregate it sent
                 + sign + (n - 1) * (verify + (n - 1) * verify)  # FAST-COMMIT: message and aggregate

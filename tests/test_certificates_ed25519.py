@@ -181,7 +181,7 @@ def test_the_floor_prices_ed25519_certificates_in_signatures_only():
     n = ED25519.n
     # One request of a batch of one with the fast path, counted by hand (floor.py docstring).
     request = 20 + n * 50
-    batch = (20 + (n - 1) * 50) + (2 * n * 20 + (n - 1) * 70 + (n - 1) * 50 + 20 + (n - 1) * n * 50) + (n * 20 + 3 * 50)
+    batch = (20 + (n - 1) * 50) + (n * 20 + (n - 1) * 70 + (n - 1) * 50 + 20 + (n - 1) * n * 50) + (n * 20 + 3 * 50)
     checkpoint = n * (20 + 4 * 50) / ED25519.checkpoint_interval
     assert budget.per_ordered_request_us(1.0) == pytest.approx(request + batch + checkpoint)
     assert set(costs.used_by(ED25519)) == {"ed25519_sign_us", "ed25519_verify_us"}

@@ -86,9 +86,9 @@ def test_per_batch_counts_follow_the_docstring():
     # Ed25519 verifications: n-1 backups check the PRE-PREPARE, the leader the n-1 PREPARE-SHAREs,
     # n-1 backups the FAST-COMMIT, and the client side f+1 reply roots.
     assert per_batch(only("ed25519_verify_us")) == pytest.approx(3 * (N - 1) + F + 1)
-    # BLS shares: a prepare and a fast-path share per replica, plus one checkpoint share per
-    # replica every K batches.
-    assert per_batch(only("bls_sign_us")) == pytest.approx(2 * N + N / K)
+    # BLS shares: one fast-path share per replica (its 2f+1 share only if the fast path fails),
+    # plus one checkpoint share per replica every K batches.
+    assert per_batch(only("bls_sign_us")) == pytest.approx(N + N / K)
     # BLS verifications: the leader checks the aggregate, n-1 backups check it in FAST-COMMIT,
     # and every replica checks the checkpoint certificate every K batches.
     assert per_batch(only("bls_verify_us")) == pytest.approx(1 + (N - 1) + N / K)
