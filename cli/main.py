@@ -40,6 +40,7 @@ def _console() -> Console:
 BENCH_COMMANDS: dict[str, str] = {
     "sig": "thresh_sig.bench:cli",
     "scale": "cli.bench_scale:scale",
+    "replica": "cli.bench_replica:replica",
     "smallbank": "cli.bench_smallbank:bench_smallbank",
 }
 
@@ -578,7 +579,7 @@ def runs(data_dir: Path, json_path: Path | None) -> None:
 
 @main.group(cls=_LazyBenchGroup)
 def bench() -> None:
-    """Benchmarks (sig: the thresh_sig package; scale: message cost against n; smallbank: throughput and latency)."""
+    """Benchmarks (sig: the thresh_sig package; scale: message cost against n; smallbank: throughput and latency; replica: CPU per request, node by node)."""
 
 
 # keygen / node / client (TCP deployment) live in their own module; it imports only Click.
