@@ -7,7 +7,7 @@ import multiprocessing as mp
 import selectors
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -24,6 +24,7 @@ from .frames import (
     K_STOP,
     POLL_INTERVAL_S,
 )
+from .links import Readable
 from .worker import WorkerSpec, worker_main
 
 
@@ -43,6 +44,10 @@ class _Worker:
     done: ReplicaState | None = None
     error: str = ""
     closed: bool = False
+    readable: Readable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readable = Readable(self.conn)
 
 
 class Cluster:
@@ -134,7 +139,7 @@ class Cluster:
         while drain or budget > 0:
             budget -= 1
             try:
-                if not worker.conn.poll(0):
+                if not worker.readable():
                     return
                 frame = worker.conn.recv_bytes()
             except (EOFError, OSError):

@@ -1,4 +1,5 @@
-"""One outgoing pipe that never blocks the replica's loop (see `LinkWriter`)."""
+"""One outgoing pipe that never blocks the replica's loop (`LinkWriter`), and a cheap check
+for bytes waiting on an incoming one (`Readable`)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,20 @@ class LinkWriter:
     def close(self, timeout_s: float) -> None:
         self._queue.put(None)
         self._thread.join(timeout_s)
+
+
+class Readable:
+    """Whether a connection has a frame (or its end) waiting, without blocking.
+
+    One `select.poll` for the connection's life: `Connection.poll(0)` builds, registers and
+    closes a selector on every call (3.6 µs against 0.4 µs here), and both the workers and the
+    driver ask after every frame they read. Hang-up is reported whether registered or not, so
+    a closed pipe reads as readable and its reader sees the EOF.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._poll = select.poll()
+        self._poll.register(conn.fileno(), select.POLLIN)
+
+    def __call__(self) -> bool:
+        return bool(self._poll.poll(0))

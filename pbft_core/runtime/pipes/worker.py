@@ -38,7 +38,7 @@ from .frames import (
     STORE_COMMIT_INTERVAL_MS,
     frame_items,
 )
-from .links import LinkWriter
+from .links import LinkWriter, Readable
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class Worker:
         self.to_driver = to_driver
         self.peers = peers
         self.writers = {r: LinkWriter(conn, f"to-n{r}") for r, conn in peers}
+        self.readable = {conn: Readable(conn) for conn in (driver, *(conn for _, conn in peers))}
         self.epoch_s: float | None = None  # set by GO
         self.to_peers: dict[int, list[bytes]] = {}
         self.to_clients: list[tuple[str, bytes]] = []
@@ -195,7 +196,7 @@ class Worker:
                 for writer in self.writers.values():
                     writer.close(0.5)
                 return True
-            if not conn.poll(0):
+            if not self.readable[conn]():
                 return False
         return False
 
