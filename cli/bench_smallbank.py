@@ -17,11 +17,22 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .bench_sweep import (
+    combinations,
+    markdown_table,
+    parse_clients,
+    parse_transports,
+    plot_sweep,
+    render_summary,
+    run_line,
+    sweep_document,
+)
 from .common import (
     DEFAULT_DATA_DIR,
     check_output_file,
@@ -35,6 +46,7 @@ from .errors import UsageFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
     from pbft_core.floor import CryptoBudget
     from pbft_core.runtime.loadgen import LoadResult
@@ -163,7 +175,7 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 
 
 @click.command("smallbank")
-@click.option("--clients", type=click.IntRange(1, 4096), default=64, show_default=True, help="Closed-loop clients (one outstanding transaction each).")
+@click.option("--clients", default="64", show_default=True, help="Closed-loop clients (one outstanding transaction each), 1-4096; a comma list (1,32,64,128) measures each.")
 @click.option("--duration", type=click.FloatRange(1, 3600), default=30.0, show_default=True, help="Seconds measured.")
 @click.option("--warmup", type=click.FloatRange(0, 600), default=3.0, show_default=True, help="Seconds of load before measuring.")
 @_spec_options
@@ -175,15 +187,16 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
 @click.option("--certificates", "certificates_spec", default="bls", show_default=True, help="Certificate scheme: bls, ed25519, or both (a comma list): each measured on its own fresh cluster, compared side by side.")
 @click.option("--json", "json_path", type=click.Path(allow_dash=True, path_type=Path), help="Write the report as JSON here ('-': stdout; the tables go to stderr).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution; for several combinations, tx/s against clients and p50 latency against tx/s.")
+@click.option("--markdown", "markdown_path", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path), help="Write the summary as a GitHub-markdown table under a line naming the machine and the options ('-': stdout).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, envvar="PBFT_DATA_DIR", show_default=True, help="Replica databases go to DATA_DIR/bench/<id>/.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Measure this many times (a fresh cluster and floor each time) and report the median run; the JSON lists every run.")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run every replica under cProfile (CPU time) and write n<i>.prof here; slows everything down.")
 @click.option("--cluster", "cluster_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Drive this running TCP cluster (`pbft keygen --state smallbank:N --clients C`) instead of starting replicas; its file sets the replica parameters.")
-@click.option("--transport", type=click.Choice(["pipes", "tcp"]), default="pipes", show_default=True, help="pipes: replica processes linked by pipes (`pbft run`); tcp: seven `pbft node` processes on loopback TCP, started and stopped by the benchmark.")
+@click.option("--transport", default="pipes", show_default=True, help="pipes: replica processes linked by pipes (`pbft run`); tcp: seven `pbft node` processes on loopback TCP, started and stopped by the benchmark; both (or a comma list): each, with a tcp / pipes column.")
 @click.option("--durability", type=click.Choice(["power", "process"]), default="power", show_default=True, help="--transport tcp: the nodes' write-ahead log mode (`pbft node --durability`).")
 def bench_smallbank(
-    clients: int,
+    clients: str,
     duration: float,
     warmup: float,
     accounts: int,
@@ -199,6 +212,7 @@ def bench_smallbank(
     certificates_spec: str,
     json_path: Path | None,
     plot_path: Path | None,
+    markdown_path: Path | None,
     data_dir: Path,
     repeat: int,
     profile_dir: Path | None,
@@ -220,6 +234,7 @@ def bench_smallbank(
     from pbft_core.runtime.loadgen import LoadOptions
     from pbft_core.smallbank_workload import WorkloadError, read_workload
 
+    client_counts = parse_clients(clients)
     schemes = parse_certificates(certificates_spec)
     spec = _spec(accounts, hot_accounts, hot_probability, seed)
     transactions: tuple[Any, ...] = ()
@@ -233,7 +248,10 @@ def bench_smallbank(
     if is_stdout(plot_path):
         raise UsageFailure("--plot: a PNG is written to a file, not to stdout")
     check_output_file(plot_path, "--plot")
-    transport = _check_transport(transport, durability, cluster_path, profile_dir)
+    if is_stdout(json_path) and is_stdout(markdown_path):
+        raise UsageFailure("--json - and --markdown -: only one of them can go to stdout")
+    check_output_file(markdown_path, "--markdown")
+    transports = _check_transport(parse_transports(transport), durability, cluster_path, profile_dir)
     if cluster_path is None:
         check_writable_dir(data_dir, "--data-dir")
     config = ClusterConfig(
@@ -244,11 +262,11 @@ def bench_smallbank(
         checkpoint_interval=checkpoint_interval,
         fast_path=fast_path,
     )
-    console = make_console(stderr=is_stdout(json_path))
+    console = make_console(stderr=is_stdout(json_path) or is_stdout(markdown_path))
     options = LoadOptions(
         config=config,
         spec=spec,
-        clients=clients,
+        clients=max(client_counts),
         duration_s=duration,
         warmup_s=warmup,
         workload=transactions,
@@ -257,41 +275,117 @@ def bench_smallbank(
     if cluster_path is not None:
         if len(schemes) > 1:
             raise UsageFailure("--cluster drives one running cluster, which has one certificate scheme: give one --certificates or none")
+        # Checked at the largest client count: the cluster then has a key for every run's.
         options = _cluster_options(options, cluster_path, profile_dir)
-    by_scheme = []
-    for scheme in schemes:
-        if cluster_path is None:
-            options = dataclasses.replace(options, config=config.with_changes(certificates=scheme))
-        if len(schemes) > 1:
-            console.print(f"[bold]{scheme} certificates[/]")
-        reports = []
+
+    def options_for(clients: int, scheme: str) -> LoadOptions:
+        if cluster_path is not None:
+            return dataclasses.replace(options, clients=clients)  # the cluster's own scheme
+        return dataclasses.replace(options, clients=clients, config=config.with_changes(certificates=scheme))
+
+    def run(console: Console, clients: int, transport: str, scheme: str, progress: Progress | None = None, label: str = "") -> dict[str, Any]:
+        report = _run(console, options_for(clients, scheme), data_dir, profile_dir, cluster_path, transport, durability, progress=progress, label=label)
+        if report is None:
+            sys.exit(1)
+        return report
+
+    todo = combinations(client_counts, transports, schemes)
+    if len(todo) == 1:
+        ((clients_of_run, transport_of_run, scheme),) = todo
+        runs = []
         for number in range(1, repeat + 1):
             if repeat > 1:
                 console.print(f"[bold]run {number} of {repeat}[/]")
-            report = _run(console, options, data_dir, profile_dir, cluster_path, transport, durability)
-            if report is None:
-                sys.exit(1)
+            report = run(console, clients_of_run, transport_of_run, scheme)
             render_report(console, report)
-            reports.append(report)
+            runs.append(report)
         if repeat > 1:
-            report = with_repeats(reports)
+            report = with_repeats(runs)
             render_repeats(console, report)
-        by_scheme.append(report)
-    if len(by_scheme) > 1:
-        render_comparison(console, by_scheme)
-        # One report per scheme, in the order asked (docs/benchmarks.md).
-        document: dict[str, Any] = {"benchmark": "smallbank", "certificates": schemes, "reports": by_scheme}
+        reports = [report]
+        if json_path is not None:
+            write_output(json_path, json.dumps(report, indent=2) + "\n")
+        if plot_path is not None:
+            _plot(report, plot_path)
+            console.print(f"plot: {plot_path}")
     else:
-        document = by_scheme[0]
-    if json_path is not None:
-        write_output(json_path, json.dumps(document, indent=2) + "\n")
-    if plot_path is not None:
-        _plot(by_scheme[0], plot_path)
-        console.print(f"plot: {plot_path}" + (f" ({schemes[0]} certificates)" if len(schemes) > 1 else ""))
+        reports = _sweep(console, todo, repeat, run, json_path)
+        document = sweep_document(reports)
+        render_summary(console, document["summary"])
+        if json_path is not None:
+            write_output(json_path, json.dumps(document, indent=2) + "\n")
+        if plot_path is not None:
+            plot_sweep(reports, plot_path)
+            console.print(f"plot: {plot_path}")
+    if markdown_path is not None:
+        write_output(markdown_path, markdown_table(reports, _command_line(client_counts, transports, schemes, cluster_path)))
+        if not is_stdout(markdown_path):
+            console.print(f"markdown: {markdown_path}")
 
 
-def _check_transport(transport: str, durability: str, cluster_path: Path | None, profile_dir: Path | None) -> str:
-    """The transport the run uses ("pipes" or "tcp"); options that contradict it exit 2."""
+def _sweep(
+    console: Console,
+    todo: list[tuple[int, str, str]],
+    repeat: int,
+    run: Callable[..., dict[str, Any]],
+    json_path: Path | None,
+) -> list[dict[str, Any]]:
+    """Measure every combination of `todo` (`repeat` times each) under one progress display, a
+    line per finished run above it; the reports, one per combination (a median run with
+    ``repeats`` when `repeat` > 1), in the order they ran."""
+    progress = _progress(console)
+    reports: list[dict[str, Any]] = []
+    with progress:
+        for k, (clients, transport, scheme) in enumerate(todo, start=1):
+            runs = []
+            for number in range(1, repeat + 1):
+                label = f"{k}/{len(todo)} {transport}, {scheme}, {clients} clients"
+                if repeat > 1:
+                    label += f", run {number} of {repeat}"
+                report = run(console, clients, transport, scheme, progress=progress, label=label)
+                console.print(run_line(label, report))
+                runs.append(report)
+            reports.append(with_repeats(runs) if repeat > 1 else runs[0])
+            if json_path is not None and not is_stdout(json_path):
+                # Rewritten after every combination, so a sweep interrupted an hour in still
+                # leaves a valid document of the combinations that finished.
+                write_output(json_path, json.dumps(sweep_document(reports), indent=2) + "\n")
+    return reports
+
+
+# Options that say where output goes rather than what is measured: not part of the command line
+# the markdown table names.
+OUTPUT_OPTIONS = frozenset({"json_path", "plot_path", "markdown_path", "data_dir", "profile_dir"})
+# Options a running cluster's file decides (`_cluster_options`): with --cluster, the file's.
+CLUSTER_DECIDES = frozenset({"batch_size", "batch_wait", "inflight", "checkpoint_interval", "fast_path", "certificates_spec", "durability"})
+
+
+def _command_line(client_counts: list[int], transports: list[str], schemes: list[str], cluster_path: Path | None) -> str:
+    """The ``pbft bench smallbank`` command that measures this run again: every option that
+    decides what is measured, defaults included (a default may change; the table must not
+    depend on it), outputs left out."""
+    import shlex
+
+    ctx = click.get_current_context()
+    listed = {"clients": ",".join(map(str, client_counts)), "transport": ",".join(transports), "certificates_spec": ",".join(schemes)}
+    words = ["pbft", "bench", "smallbank"]
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = listed.get(name, ctx.params.get(name))
+        if name in OUTPUT_OPTIONS or value is None:
+            continue
+        if (name == "durability" and "tcp" not in transports) or (cluster_path is not None and name in CLUSTER_DECIDES):
+            continue
+        if isinstance(param, click.Option) and param.is_flag:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+            continue
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        words += [param.opts[0], text]
+    return shlex.join(words)
+
+
+def _check_transport(transports: list[str], durability: str, cluster_path: Path | None, profile_dir: Path | None) -> list[str]:
+    """The transports the run uses ("pipes", "tcp"); options that contradict them exit 2."""
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
@@ -300,16 +394,16 @@ def _check_transport(transport: str, durability: str, cluster_path: Path | None,
         return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
 
     if cluster_path is not None:
-        if given("transport") and transport != "tcp":
-            raise UsageFailure("--cluster drives a TCP cluster: --transport pipes contradicts it")
+        if given("transport") and transports != ["tcp"]:
+            raise UsageFailure(f"--cluster drives a TCP cluster: --transport {','.join(transports)} contradicts it")
         if given("durability"):
             raise UsageFailure("--durability is the running nodes' own option (`pbft node --durability`), not --cluster's")
-        return "tcp"
-    if transport == "tcp" and profile_dir is not None:
+        return ["tcp"]
+    if "tcp" in transports and profile_dir is not None:
         raise UsageFailure("--profile runs pipes workers under cProfile: it cannot be used with --transport tcp (py-spy record --subprocesses can)")
-    if transport == "pipes" and given("durability"):
+    if "tcp" not in transports and given("durability"):
         raise UsageFailure("--durability applies to --transport tcp only (pipes workers keep no write-ahead log)")
-    return transport
+    return transports
 
 
 def _cluster_options(options: Any, cluster_path: Path, profile_dir: Path | None) -> Any:
@@ -331,30 +425,10 @@ def _cluster_options(options: Any, cluster_path: Path, profile_dir: Path | None)
         raise UsageFailure(str(exc)) from None
 
 
-def _run(
-    console: Console,
-    options: Any,
-    data_dir: Path,
-    profile_dir: Path | None,
-    cluster_path: Path | None = None,
-    transport: str = "pipes",
-    durability: str = "power",
-) -> dict[str, Any] | None:
+def _progress(console: Console) -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pbft_core.floor import CryptoBudget, measure_costs
-    from pbft_core.runtime.loadgen import WorkerFailure, run_load
-    from pbft_core.runtime.pipes import PROFILE_DIR_VARIABLE
-    from pbft_core.runtime.tcp_load import ClusterUnavailable, run_local_tcp_load, run_tcp_load
-    from pbft_core.storage import new_run_id
-
-    with console.status("measuring the cryptographic floor on this machine"):
-        budget = CryptoBudget(options.config, measure_costs(options.config))
-    run_dir = cluster_path if cluster_path is not None else data_dir / "bench" / new_run_id()
-    if profile_dir is not None:
-        profile_dir.mkdir(parents=True, exist_ok=True)
-        os.environ[PROFILE_DIR_VARIABLE] = str(profile_dir.resolve())
-    progress = Progress(
+    return Progress(
         TextColumn("[bold]SmallBank[/] {task.description}"),
         BarColumn(),
         TextColumn("{task.fields[done]} committed"),
@@ -363,13 +437,56 @@ def _run(
         transient=True,
         disable=not console.is_terminal,
     )
+
+
+def _run(
+    console: Console,
+    options: Any,
+    data_dir: Path,
+    profile_dir: Path | None,
+    cluster_path: Path | None = None,
+    transport: str = "pipes",
+    durability: str = "power",
+    *,
+    progress: Progress | None = None,
+    label: str = "",
+) -> dict[str, Any] | None:
+    """One measurement on a fresh cluster (or `cluster_path`'s running one): its report, or None
+    when the cluster failed (said on `console`). A sweep passes its own `progress` (rich shows
+    one live display at a time) and a `label` naming the combination."""
+    from contextlib import nullcontext
+
+    from pbft_core.floor import CryptoBudget, measure_costs
+    from pbft_core.runtime.loadgen import WorkerFailure, run_load
+    from pbft_core.runtime.pipes import PROFILE_DIR_VARIABLE
+    from pbft_core.runtime.tcp_load import ClusterUnavailable, run_local_tcp_load, run_tcp_load
+    from pbft_core.storage import new_run_id
+
+    shared = progress is not None
+    if progress is not None:
+        task = progress.add_task(f"{label}: measuring the cryptographic floor", total=None, done=0)
+        budget = CryptoBudget(options.config, measure_costs(options.config))
+        progress.remove_task(task)
+    else:
+        with console.status("measuring the cryptographic floor on this machine"):
+            budget = CryptoBudget(options.config, measure_costs(options.config))
+        progress = _progress(console)
+    run_dir = cluster_path if cluster_path is not None else data_dir / "bench" / new_run_id()
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_DIR_VARIABLE] = str(profile_dir.resolve())
     total = options.warmup_s + options.duration_s
-    with progress:
-        task = progress.add_task(f"{options.clients} clients", total=total, done=0)
+
+    def phase(elapsed: float) -> str:
+        if label:
+            return f"{label}: {'warming up' if elapsed < options.warmup_s else 'measuring'}"
+        return "warming up" if elapsed < options.warmup_s else f"{options.clients} clients"
+
+    with nullcontext() if shared else progress:
+        task = progress.add_task(phase(total), total=total, done=0)
 
         def on_progress(elapsed: float, _total: float, done: int) -> None:
-            phase = "warming up" if elapsed < options.warmup_s else f"{options.clients} clients"
-            progress.update(task, completed=elapsed, description=phase, done=done)
+            progress.update(task, completed=elapsed, description=phase(elapsed), done=done)
 
         try:
             if cluster_path is not None:
@@ -383,6 +500,8 @@ def _run(
             return None
         finally:
             os.environ.pop(PROFILE_DIR_VARIABLE, None)
+            if shared:
+                progress.remove_task(task)
     if cluster_path is not None:
         durability_of_run: str | None = None  # the running nodes' own, unknown here
     else:
@@ -566,26 +685,6 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
     console.print(f"[dim]CPU seconds in the measured window: {cpu}[/]")
     costs = ", ".join(f"{CRYPTO_LABELS.get(k, k)} {v:g}" for k, v in report["crypto_costs_us"].items())
     console.print(f"[dim]cost of each primitive on this machine, µs: {costs}[/]")
-
-
-def render_comparison(console: Console, reports: list[dict[str, Any]]) -> None:
-    """The schemes of one `--certificates both` run side by side (each its own fresh cluster)."""
-    from rich.table import Table
-
-    table = Table(title="certificate schemes side by side (same workload, same machine, one after the other)", title_justify="left", header_style="bold")
-    for name in ("certificates", "tx/s", "p50 / p99 (ms)", "CPU ms/tx", "cert B (2f+1 / n)", "bytes/request", "floor tx/s", "achieved / floor"):
-        table.add_column(name, justify="right")
-    for report in reports:
-        lat = report["latency_ms"]
-        cert = report["certificate_bytes"]
-        cpu = f"{report['cpu_ms_per_tx']:.3f}" if report.get("cpu_ms_per_tx") is not None else "-"
-        sent = f"{report['bytes_per_request']:,.0f}" if report.get("bytes_per_request") else "-"
-        ratio = f"{report['achieved_over_floor']:.3f}" if report.get("achieved_over_floor") is not None else "-"
-        table.add_row(
-            report["config"]["certificates"], f"{report['throughput_tps']:,.0f}", f"{lat['p50']:.1f} / {lat['p99']:.1f}",
-            cpu, f"{cert['quorum']} / {cert['fast']}", sent, f"{report['floor_tps']:,.0f}", ratio,
-        )  # fmt: skip
-    console.print(table)
 
 
 # The floor's primitives as people name them (the JSON keeps the keys).
