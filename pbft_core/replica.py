@@ -155,6 +155,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         self._now = 0.0
         self._ready = Ready()
         self._deferred: list[Callable[[], None]] = []  # done by the next tick (module docstring)
+        self._reads: list[tuple[Request, Result]] = []  # answered on the next tick, under one root
         self._handlers = dict(
             [
                 _handler(Request, self.on_request),
@@ -410,7 +411,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
     def on_request(self, request: Request) -> None:
         if request.read_only:
             if is_read_only(request.op):
-                self._reply([(request, self.bank.read(request.op, request.args))])
+                self._answer_read(request, self.bank.read(request.op, request.args))
             else:
                 self._drop(request, "read-only request for a write")
             return
@@ -432,6 +433,19 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
                 self._send(self.leader, request)
             if self.deadlines.get(Timer.EXECUTION) is None:
                 self._restart_exec_timer()
+
+    def _answer_read(self, request: Request, result: Result) -> None:
+        """Reads answered in one pass share one signed reply root, as a batch's replies do:
+        the answer is read now and sent by the next tick (deferred work), so the reads that
+        arrived together cost one signature here and one check per client process, not one
+        each. A read's answer is the state when it arrived either way."""
+        if not self._reads:
+            self._deferred.append(self._send_read_replies)
+        self._reads.append((request, result))
+
+    def _send_read_replies(self) -> None:
+        reads, self._reads = self._reads, []
+        self._reply(reads)
 
     def _restart_exec_timer(self) -> None:
         """Backup: suspect the leader once the oldest request it knows has waited a timeout.

@@ -81,3 +81,15 @@ def test_a_pre_prepare_from_a_backup_or_outside_the_watermarks_is_dropped():
     assert backup.metrics["dropped.not from the leader"] == 1
     assert backup.metrics["dropped.outside watermarks"] == 1
     assert not backup.slots
+
+
+def test_reads_that_arrive_together_are_answered_under_one_signed_root_on_the_next_tick():
+    backup = Replica(4, CONFIG, replica_crypto(4))
+    reads = [signed(Request(c, 1, "balance", (c,), True), client_crypto(c)) for c in "ABC"]
+    for read in reads:
+        assert backup.step(read, 0.0).to_clients == []  # answered on the tick, not one by one
+    replies = backup.tick(0.0).to_clients
+    assert [(client, reply.result) for client, reply in replies] == [("A", 10), ("B", 10), ("C", 10)]
+    assert len({reply.sig for _, reply in replies}) == 1
+    assert len({reply.signed_root() for _, reply in replies}) == 1
+    assert backup.tick(1.0).to_clients == []
