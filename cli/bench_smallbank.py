@@ -185,7 +185,7 @@ def _check_scenario_columns(accounts: int, live: str, byzantine: str, attack: st
 @click.option("--inflight", type=click.IntRange(1, 256), default=8, show_default=True, help="Most batches the leader keeps in flight.")
 @click.option("--checkpoint-interval", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Sequence numbers between checkpoints (K).")
 @click.option("--fast-path/--no-fast-path", default=True, show_default=True, help="Commit in one round when all n replicas answer.")
-@click.option("--certificates", "certificates_spec", default="bls", show_default=True, help="Certificate scheme: bls, ed25519, or both (a comma list): each measured on its own fresh cluster, compared side by side.")
+@click.option("--certificates", "certificates_spec", default="bls", show_default=True, help="Certificate scheme: bls, ed25519, or both (a comma list): each measured on its own fresh cluster, side by side in the summary.")
 @click.option("--json", "json_path", type=click.Path(allow_dash=True, path_type=Path), help="Write the report as JSON here ('-': stdout; the tables go to stderr).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: throughput over time and the latency distribution; for several combinations, tx/s against clients and p50 latency against tx/s.")
 @click.option("--markdown", "markdown_path", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path), help="Write the summary as a GitHub-markdown table under a line naming the machine and the options ('-': stdout).")

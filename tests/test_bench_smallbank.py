@@ -123,15 +123,15 @@ def test_bench_with_a_malformed_workload_file_exits_2_naming_the_line(tmp_path: 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bench")
-    out, plot = root / "out.json", root / "out.png"
+    out, plot, table = root / "out.json", root / "out.png", root / "table.md"
     code, output = invoke(
         "bench", "smallbank",
         "--duration", "2", "--warmup", "0.5", "--clients", "8",
         "--accounts", str(ACCOUNTS), "--hot-accounts", "5",
-        "--json", str(out), "--plot", str(plot), "--data-dir", str(root / "data"),
+        "--json", str(out), "--plot", str(plot), "--markdown", str(table), "--data-dir", str(root / "data"),
     )  # fmt: skip
     assert code == 0, output
-    return {"output": output, "report": json.loads(out.read_text()), "plot": plot, "root": root}
+    return {"output": output, "report": json.loads(out.read_text()), "plot": plot, "markdown": table, "root": root}
 
 
 def _stores(report: dict[str, Any]) -> dict[int, ReplicaStore]:
@@ -234,6 +234,18 @@ def test_the_json_report_has_the_documented_keys(bench: dict[str, Any]):
 def test_the_plot_is_a_png(bench: dict[str, Any]):
     data = bench["plot"].read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+
+
+@pytest.mark.process
+def test_the_markdown_of_a_single_run_is_its_one_row(bench: dict[str, Any]):
+    report = bench["report"]
+    header, _, columns, _, *rows = bench["markdown"].read_text().splitlines()
+    assert f"Python {report['machine']['python']}" in header and "BLS verify" in header
+    assert "--clients 8 --duration 2 --warmup 0.5" in header
+    assert "tcp / pipes" not in columns
+    (row,) = rows
+    assert row.startswith(f"| pipes | bls | 8 | {report['throughput_tps']:,.0f} | ")
+    assert f"markdown: {bench['markdown']}" in bench["output"]
 
 
 @pytest.mark.process
