@@ -8,6 +8,7 @@ replica: wall time in the pipes and TCP shells, virtual time in the simulator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from . import multisig
 from .messages import CERT_SIZE, MESSAGE_SIZE_MAX
@@ -70,6 +71,8 @@ class Timers:
 
 @dataclass(frozen=True)
 class ClusterConfig:
+    # Derived sizes are cached per instance (`cached_property`): the batch budget is consulted
+    # for every request and took a tenth of the leader's CPU when recomputed each time.
     f: int = 2
     checkpoint_interval: int = 10
     # Sequence numbers a leader may run ahead of the last stable checkpoint (high watermark);
@@ -100,36 +103,36 @@ class ClusterConfig:
                     "does not fit one frame: lower the checkpoint interval or the log window, or use bls"
                 )
 
-    @property
+    @cached_property
     def n(self) -> int:
         return 3 * self.f + 1
 
-    @property
+    @cached_property
     def quorum(self) -> int:
         """Certificates (prepare, commit, checkpoint, view change): any two intersect in an honest replica."""
         return 2 * self.f + 1
 
-    @property
+    @cached_property
     def fast_quorum(self) -> int:
         """The fast path needs every replica's share."""
         return self.n
 
-    @property
+    @cached_property
     def reply_quorum(self) -> int:
         """Matching replies a client needs for an ordered request: one is from an honest replica."""
         return self.f + 1
 
-    @property
+    @cached_property
     def read_quorum(self) -> int:
         """Matching replies for an unordered read: intersects every commit quorum in an honest replica."""
         return 2 * self.f + 1
 
-    @property
+    @cached_property
     def join_quorum(self) -> int:
         """View-change messages for a higher view that make a replica join it: one is honest."""
         return self.f + 1
 
-    @property
+    @cached_property
     def window(self) -> int:
         """The high watermark's distance from the stable checkpoint (see `log_window`). The
         default, 4 × checkpoint_interval, is shrunk (ed25519 at large n only) to what a
@@ -142,31 +145,31 @@ class ClusterConfig:
         per_instance = 2 * (BATCH_BYTES_MIN + VIEW_CHANGE_ENTRY_BYTES) + self.certificate_bytes_max
         return max(1, min(default, (self.view_change_bytes_max - self._view_change_envelope_bytes) // per_instance))
 
-    @property
+    @cached_property
     def certificate_bytes(self) -> int:
         """A prepare, commit or checkpoint certificate's encoded size."""
         return CERT_SIZE if self.certificates == "bls" else multisig.certificate_size(self.quorum)
 
-    @property
+    @cached_property
     def fast_certificate_bytes(self) -> int:
         """A fast-path (n-of-n) certificate's encoded size."""
         return CERT_SIZE if self.certificates == "bls" else multisig.certificate_size(self.n)
 
-    @property
+    @cached_property
     def certificate_bytes_max(self) -> int:
         return max(self.certificate_bytes, self.fast_certificate_bytes)
 
-    @property
+    @cached_property
     def _view_change_envelope_bytes(self) -> int:
         return VIEW_CHANGE_ENVELOPE_BYTES + self.certificate_bytes
 
-    @property
+    @cached_property
     def view_change_bytes_max(self) -> int:
         """A NEW-VIEW carries 2f+1 VIEW-CHANGEs and an O no larger than one of them, and must
         fit one frame; a larger VIEW-CHANGE is refused."""
         return MESSAGE_SIZE_MAX // (self.quorum + 2)
 
-    @property
+    @cached_property
     def batch_bytes_max(self) -> int:
         """The encoded size of a batch a leader may propose. An honest VIEW-CHANGE reports up
         to two batches per sequence number in the window (a prepared proof, with the largest
@@ -175,7 +178,7 @@ class ClusterConfig:
         per_instance = (self.view_change_bytes_max - self._view_change_envelope_bytes) // self.window
         return (per_instance - self.certificate_bytes_max - 2 * VIEW_CHANGE_ENTRY_BYTES) // 2
 
-    @property
+    @cached_property
     def replica_ids(self) -> range:
         return range(1, self.n + 1)
 
