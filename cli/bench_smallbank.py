@@ -483,7 +483,7 @@ def _run(
         return "warming up" if elapsed < options.warmup_s else f"{options.clients} clients"
 
     with nullcontext() if shared else progress:
-        task = progress.add_task(phase(total), total=total, done=0)
+        task = progress.add_task(f"{label}: starting" if label else f"{options.clients} clients", total=total, done=0)
 
         def on_progress(elapsed: float, _total: float, done: int) -> None:
             progress.update(task, completed=elapsed, description=phase(elapsed), done=done)
