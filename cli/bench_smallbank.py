@@ -5,7 +5,9 @@ Ed25519 and BLS, SQLite files), or with ``--transport tcp`` seven ``pbft node`` 
 loopback TCP (`pbft_core.runtime.tcp_load.run_local_tcp_load`), drives them with many
 closed-loop clients from this process (`pbft_core.runtime.loadgen`, `tcp_load`), and reports committed transactions per second, latency
 percentiles, the fast-path share, batch sizes, messages and bytes per request, and the
-cryptographic floor measured on this machine in the same run (`pbft_core.floor`).
+cryptographic floor measured on this machine in the same run (`pbft_core.floor`). Given lists
+of clients, transports or certificate schemes, it measures every combination the same way, one
+after the other, and summarises them (`cli.bench_sweep`).
 
 Like ``cli.main``, this module imports only Click at import time.
 """
@@ -224,7 +226,9 @@ def bench_smallbank(
     linked by pipes or (--transport tcp) by loopback TCP.
 
     Prints committed tx/s, latency percentiles, fast-path share, mean batch, messages and bytes
-    per request, and the cryptographic floor measured in the same run. Exit code 0 when the run
+    per request, and the cryptographic floor measured in the same run. Comma lists of --clients,
+    --transport and --certificates measure every combination, each on a fresh cluster, and
+    print one summary table (--markdown writes it for pasting). Exit code 0 when the run
     completed, 1 when the cluster failed, 2 on bad usage.
     """
 
