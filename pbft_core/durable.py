@@ -14,7 +14,8 @@ To keep restarts fast the log is compacted at stable checkpoints: everything bef
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
@@ -46,9 +47,10 @@ def _batch(raw: list[bytes]) -> tuple:
     return tuple(decode(r) for r in raw)
 
 
-def encode_event(event: Event) -> bytes:
+def encode_event(event: Event, requests: Callable[[tuple], list[bytes]] = _requests) -> bytes:
+    """`event` as a row; `requests` encodes a batch's requests (`DurableLog` remembers them)."""
     if isinstance(event, Accepted):
-        body: list = ["accepted", event.view, event.seq, _requests(event.batch)]
+        body: list = ["accepted", event.view, event.seq, requests(event.batch)]
     elif isinstance(event, ProofStored):
         body = ["proof", encode(event.proof)]
     elif isinstance(event, ViewEntered):
@@ -57,7 +59,7 @@ def encode_event(event: Event) -> bytes:
         body = ["newview", encode(event.message)]
     elif isinstance(event, Executed):
         results = list(event.results)
-        body = ["executed", event.seq, event.view, _requests(event.batch), results, event.state_digest]
+        body = ["executed", event.seq, event.view, requests(event.batch), results, event.state_digest]
     elif isinstance(event, CheckpointStable):
         body = ["checkpoint", encode(event.proof), event.snapshot]
     elif isinstance(event, StateTransferred):
@@ -149,6 +151,11 @@ def _compacted(log: list[bytes], checkpoint_at: int) -> list[bytes]:
     return [*new_views[-1:], *views[-1:], base, *later, *log[checkpoint_at:]]
 
 
+# Batches whose encoded requests a `DurableLog` keeps: a batch is logged when it is accepted and
+# again when it is executed (the same tuple), a few instances later at most.
+ENCODED_BATCHES_MAX = 64
+
+
 class DurableLog:
     """Durable events of one replica in a SQLite table (WAL, synchronous=FULL)."""
 
@@ -161,11 +168,29 @@ class DurableLog:
         )
         self._pending: list[bytes] = []
         self._compact_below: int | None = None
+        # id(batch) -> (the batch, kept so that its id is not reused; its encoded requests)
+        self._encoded: OrderedDict[int, tuple[tuple, list[bytes]]] = OrderedDict()
+
+    @property
+    def pending(self) -> int:
+        """Events appended and not yet committed."""
+        return len(self._pending)
+
+    def _requests(self, batch: tuple) -> list[bytes]:
+        """`_requests(batch)`, encoded once for the accepted and the executed event."""
+        known = self._encoded.get(id(batch))
+        if known is not None and known[0] is batch:
+            return known[1]
+        encoded = _requests(batch)
+        self._encoded[id(batch)] = (batch, encoded)
+        if len(self._encoded) > ENCODED_BATCHES_MAX:
+            self._encoded.popitem(last=False)
+        return encoded
 
     def append(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, DURABLE_EVENTS):
-                self._pending.append(encode_event(event))
+                self._pending.append(encode_event(event, self._requests))
                 if isinstance(event, CheckpointStable) and event.snapshot is not None:
                     self._compact_below = len(self._pending) - 1
 
