@@ -1,17 +1,20 @@
 """The collector's part of the normal case (the leader of the view collects every quorum).
 
 Theory of operation. Backups send their prepare shares to the collector instead of to each
-other (Linear PBFT). Its PRE-PREPARE says whether it wants the fast path (`fastpath`'s policy
-decides, per sequence number); if so, every replica signs only its n-of-n fast share. With all
-n before the fast-path timer the collector sends FAST-COMMIT, their aggregate, and every
-replica commits after one round; it sends the aggregate first and checks it after (`Replica`
-docstring, "work after sending"), since every backup checks it anyway. Otherwise the slot turns
-slow: the collector signs its own 2f+1 share and sends SLOW-PATH, and each backup answers with
-its 2f+1 share (`Replica._vote`). So a replica signs one share per batch, not two, whichever
-path is taken; a fast path that fails costs one more message round. With 2f+1 shares the collector
-combines a PREPARE certificate; each replica is then prepared and sends a commit share, and
-2f+1 of those make the COMMIT certificate. Shares are combined optimistically and verified
-once; only when a combination fails are shares checked one by one and the bad ones dropped.
+other (Linear PBFT). Its PRE-PREPARE says which shares it wants (`Ask`, chosen per sequence
+number by `fastpath`'s policy): the 2f+1 share alone when it will not wait for all n; both
+shares while the fast path is uncertain (new, or missing now and then), so that a miss falls
+back at once; the n-of-n fast share alone once the last attempts all succeeded, which saves
+every replica a BLS signature per batch. With all n fast shares before the fast-path timer the
+collector sends FAST-COMMIT, their aggregate, and every replica commits after one round; it
+sends the aggregate first and checks it after (`Replica` docstring, "work after sending"),
+since every backup checks it anyway. Otherwise the slot turns slow: the collector signs its own
+2f+1 share and, if it had asked for fast shares alone, sends SLOW-PATH, which each backup
+answers with its 2f+1 share (`Replica._vote`): one more message round, paid only on the first
+miss after a run of successes. With 2f+1 shares the collector combines a PREPARE certificate;
+each replica is then prepared and sends a commit share, and 2f+1 of those make the COMMIT
+certificate. Shares are combined optimistically and verified once; only when a combination
+fails are shares checked one by one and the bad ones dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .certificates import commit_message, prepare_message
 from .deadlines import Timer
 from .log import Slot
 from .messages import (
+    Ask,
     CommitCertificate,
     CommitShare,
     FastCommit,
@@ -61,7 +65,7 @@ class CollectorRole:
         if share.share and share.replica not in slot.prepare_shares:
             slot.prepare_shares[share.replica] = share.share
             counted = True
-            if slot.fast_wanted:
+            if slot.fast_wanted and slot.ask == Ask.FAST:
                 # Its sender gave up on a FAST-COMMIT long after this collector would have (a
                 # lost fast share or SLOW-PATH): the slot goes slow now.
                 self._fast_path_missed(slot)
@@ -142,7 +146,8 @@ class CollectorRole:
         slot.fast_wanted = False
         slot.fast_deadline_ms = None
         slot.fast_shares.clear()
-        self._broadcast(self._sign(SlowPath(slot.view, slot.seq, slot.digest, self.id)))
+        if slot.ask == Ask.FAST:  # the backups hold back their 2f+1 shares until asked
+            self._broadcast(self._sign(SlowPath(slot.view, slot.seq, slot.digest, self.id)))
 
     def _fast_path_failed(self: Replica, slot: Slot, message: bytes) -> None:
         """Someone's fast share is bad: the instance goes slow, and bad 2f+1 shares go too."""

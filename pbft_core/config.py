@@ -62,6 +62,10 @@ class Timers:
     # 0 means "once the shell has handed over every message it already has": requests that
     # queued up while the leader was busy go out as one batch (adaptive batching).
     batch_wait_ms: float = 0.0
+    # A partial batch waits at most this long for the instance in flight before it goes out
+    # anyway (Nagle's rule, `Replica._propose`): batches grow under load, and a slow leader's
+    # queue still pipelines.
+    batch_hold_ms: float = 20.0
     # Replicas gossip their progress this often, so one left in the dark learns it is behind.
     status_interval_ms: float = 150.0
     # A delaying ("time") Byzantine leader holds each message for this fraction of the

@@ -18,6 +18,7 @@ import math
 from collections import Counter, deque
 
 from .config import Timers
+from .messages import Ask
 
 FAST_PATH_HISTORY = 32  # recent waits for the last shares
 FAST_PATH_OUTCOMES = 4
@@ -49,6 +50,14 @@ class FastPathPolicy:
             return True
         self.metrics["fast_path.skipped"] += 1
         return False
+
+    def ask(self, seq: int) -> int:
+        """Which prepare shares the PRE-PREPARE at `seq` asks for (`collector` docstring)."""
+        if not self.worth_waiting(seq):
+            return Ask.SLOW
+        if len(self._missed) == FAST_PATH_OUTCOMES and not any(self._missed):
+            return Ask.FAST
+        return Ask.BOTH
 
     def wait_ms(self) -> float:
         """concord-bft's rule: mean + 2σ of recent waits for the last shares, clamped."""

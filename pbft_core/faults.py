@@ -80,9 +80,12 @@ class ByzantineReplica:
     def _ignores(self, message: Message) -> bool:
         if "crash" not in self.kinds:
             return False
-        if self.honest.is_leader:
+        if isinstance(message, CatchUp):
+            return True  # no catch-up, whatever its role
+        if self.honest.is_leader and self.honest.view_active:
             return isinstance(message, PrepareShare)
-        return isinstance(message, PrepareCertificate | FastCommit | CommitCertificate | CatchUp)
+        # A backup, or the would-be leader of a view change still under way: never prepared.
+        return isinstance(message, PrepareCertificate | FastCommit | CommitCertificate)
 
     # ---- outputs -------------------------------------------------------------------------
 

@@ -24,10 +24,9 @@ class Slot:
     proposed_at_ms: float = 0.0
     quorum_at_ms: float | None = None
     fast_deadline_ms: float | None = None
-    # The proposal asked for the fast path and it is still on: votes are fast shares, and the
-    # collector waits for all n (both turn to the 2f+1 shares once it is off).
-    fast_wanted: bool = False
-    share_due_ms: float | None = None  # backup: when its 2f+1 share follows a fast one
+    ask: int = 0  # which prepare shares the proposal asked for (`Ask`)
+    fast_wanted: bool = False  # collector: still waiting for all n fast shares
+    share_due_ms: float | None = None  # backup: when its 2f+1 share follows a fast one alone
     certified: bool = False  # collector already sent this view's prepare certificate / fast commit
     commit_certified: bool = False
     # Evidence, kept across views until garbage-collected.
@@ -43,6 +42,7 @@ class Slot:
         self.prepare_shares, self.fast_shares, self.commit_shares = {}, {}, {}
         self.quorum_at_ms = self.fast_deadline_ms = self.share_due_ms = None
         self.certified = self.commit_certified = self.fast_wanted = False
+        self.ask = 0
 
     def advance(self, status: SlotStatus, *, reopen: bool = False) -> bool:
         """Move forward to `status`; statuses never go back, except that a new view's proposal

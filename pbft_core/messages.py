@@ -160,16 +160,24 @@ class PrePrepare(Message):
     digest: bytes
     batch: tuple[Request, ...]
     replica: int
-    # The leader's intent: it waits for all n fast shares (see `PrepareShare`).
-    fast: bool = True
+    ask: int = 1  # which prepare shares the leader asks for (`Ask`)
     sig: bytes = b""
+
+
+class Ask:
+    """Which prepare shares a PRE-PREPARE asks for (plain ints on the wire, as `ProofKind`)."""
+
+    SLOW = 0  # the 2f+1 share: the collector will not wait for all n
+    BOTH = 1  # both: it waits for all n, and falls back at once when they do not come
+    FAST = 2  # the n-of-n share alone: the fast path has been working; a miss costs SLOW-PATH
+    ALL = (SLOW, BOTH, FAST)
 
 
 @dataclass(frozen=True)
 class PrepareShare(Message):
-    """A backup's vote for (prepare, v, s, d): one share, never two at once. Under a PRE-PREPARE
-    that asks for the fast path it is the n-of-n `fast_share` (``share`` empty); otherwise, or
-    when the fast path did not complete in time, the 2f+1 `share` (``fast_share`` empty)."""
+    """A backup's vote for (prepare, v, s, d): the shares its PRE-PREPARE asked for (`Ask`),
+    the 2f+1 `share` and/or the n-of-n `fast_share`, each empty when not asked for; after a
+    SLOW-PATH, the 2f+1 share alone."""
 
     TAG: ClassVar[int] = 4
     SIZES: ClassVar[dict[str, tuple[int, ...]]] = {

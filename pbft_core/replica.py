@@ -4,8 +4,8 @@ Theory of operation (normal case, view v, leader = collector = n((v-1) mod n)+1)
 
 1. A client's REQUEST reaches the leader (a backup that gets one forwards it and starts its
    execution timer). The leader batches pending requests and PRE-PREPAREs (v, s, d, batch) to
-   all; it keeps up to ``inflight_max`` instances in flight, so requests that arrive meanwhile
-   form the next, larger batch (adaptive batching).
+   all. A partial batch waits while an instance is in flight (Nagle's rule, `_propose`); full
+   batches pipeline up to ``inflight_max`` instances. So batches grow with load.
 2. Each backup that accepts the pre-prepare sends the leader a threshold share over
    (prepare, v, s, d).
 3. With all n shares before the fast-path timer, the leader sends FAST-COMMIT (their n-of-n
@@ -56,6 +56,7 @@ from .fastpath import FastPathPolicy
 from .intake import Intake, RequestKey
 from .log import Slot
 from .messages import (
+    Ask,
     CatchUp,
     Checkpoint,
     CheckpointProof,
@@ -140,6 +141,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         self.slots: dict[int, Slot] = {}
         self.next_seq = 1  # leader: the next sequence number to propose
         self.proposal_queue: deque[RequestKey] = deque()  # leader: pending requests to propose
+        self._queue_bytes = 0  # their encoded size (stale keys count until the next batch)
         self.proposed: set[RequestKey] = set()  # requests in an uncommitted slot of this view
 
         self._helped: dict[tuple[int, int], float] = {}  # (replica, view) -> when we last helped
@@ -426,6 +428,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if self.is_leader and self.view_active:
             if request.key not in self.proposed and request.key not in self.proposal_queue:
                 self.proposal_queue.append(request.key)
+                self._queue_bytes += request_bytes(request)
             if self.deadlines.get(Timer.PROPOSE) is None:
                 self.deadlines.set(Timer.PROPOSE, self._now + self.config.timers.batch_wait_ms)
         elif not self.is_leader:
@@ -467,13 +470,30 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
 
     def _propose(self) -> None:
         """Leader: pre-prepare queued requests, up to the pipelining window, the watermark and
-        the batch budgets."""
+        the batch budgets.
+
+        Nagle's rule for batches: a partial batch goes out when no instance is in flight, or
+        once its oldest request has waited `batch_hold_ms`; full ones pipeline up to
+        `inflight_max`. Requests that arrive while an instance runs then wait for it and leave
+        together, so batches grow with the offered load and the certificate work per request
+        falls, where eager proposing cut the same requests into more, smaller instances that
+        competed for the same cores. A lone request still goes out at once, and the hold bounds
+        what the rule can add to a request's latency when instances are slow (a leader that
+        delays its messages, a slow network).
+        """
         while (
             self.proposal_queue
             and self.view_active
             and self.next_seq - 1 - self.last_executed < self.config.inflight_max
             and self.next_seq <= self.high_watermark
         ):
+            in_flight = self.next_seq - 1 > self.last_executed
+            if in_flight and not self._full_batch_queued():
+                oldest_ms = self.intake.since_ms.get(self.proposal_queue[0], self._now)
+                release_ms = oldest_ms + self.config.timers.batch_hold_ms
+                if self._now < release_ms:
+                    self.deadlines.set_earlier(Timer.PROPOSE, release_ms)
+                    return
             batch = self._next_batch()
             if not batch:
                 return
@@ -481,9 +501,19 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
             digest = batch_digest(batch)
             self.metrics["batches.proposed"] += 1
             self.metrics["batches.requests"] += len(batch)
-            fast = self.config.fast_path and self.fast_path.worth_waiting(seq)
-            self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id, fast)))
-            self._accept(self._slot(seq), self.view, digest, batch, fast=fast)
+            ask = self.fast_path.ask(seq) if self.config.fast_path else Ask.SLOW
+            self._broadcast(self._sign(PrePrepare(self.view, seq, digest, batch, self.id, ask)))
+            self._accept(self._slot(seq), self.view, digest, batch, ask)
+
+    def _full_batch_queued(self) -> bool:
+        """Would the next batch be full (by count or by bytes)? Stale keys may make it look
+        fuller than it is, which only sends a batch early."""
+        queue = self.proposal_queue
+        return len(queue) >= self.config.batch_size_max or self._queue_bytes > self.config.batch_bytes_max
+
+    def _set_proposal_queue(self, keys: Iterable[RequestKey]) -> None:
+        self.proposal_queue = deque(keys)
+        self._queue_bytes = sum(request_bytes(self.pending[k]) for k in self.proposal_queue if k in self.pending)
 
     def _next_batch(self) -> tuple[Request, ...]:
         batch: list[Request] = []
@@ -499,6 +529,8 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
             self.proposal_queue.popleft()
             batch.append(request)
             self.proposed.add(request.key)
+        pending = self.pending
+        self._queue_bytes = sum(request_bytes(pending[k]) for k in self.proposal_queue if k in pending)
         return tuple(batch)
 
     # ---- normal case: backups ---------------------------------------------------------------
@@ -537,43 +569,45 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if slot.committed is not None and batch_digest(slot.committed.batch) != pre_prepare.digest:
             self._drop(pre_prepare, "conflicts with a committed batch")
             return
-        fast = pre_prepare.fast and self.config.fast_path
-        self._accept(slot, pre_prepare.view, pre_prepare.digest, pre_prepare.batch, fast=fast)
+        if pre_prepare.ask not in Ask.ALL:
+            self._drop(pre_prepare, "unknown ask")
+            return
+        ask = pre_prepare.ask if self.config.fast_path else Ask.SLOW
+        self._accept(slot, pre_prepare.view, pre_prepare.digest, pre_prepare.batch, ask)
 
-    def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...], *, fast: bool) -> None:
-        """Take (view, seq, batch) as this view's proposal and vote for it (`_vote`); `fast`
-        says whether the leader collects for the fast path."""
+    def _accept(self, slot: Slot, view: int, digest: bytes, batch: tuple[Request, ...], ask: int) -> None:
+        """Take (view, seq, batch) as this view's proposal and vote for it with the shares the
+        leader asked for (`_vote`)."""
         if slot.committed is not None and batch_digest(slot.committed.batch) != digest:
             # Never vote for (nor report) anything but what this replica knows committed here.
             self.metrics["dropped.proposal over a committed slot"] += 1
             return
         self._take_proposal(slot, view, digest, batch)
-        slot.fast_wanted = fast
+        slot.ask = ask
+        slot.fast_wanted = ask != Ask.SLOW
         if self.is_leader:
             self._deferred.append(lambda: self._own_shares(slot, view, digest))
             return
         if self.deadlines.get(Timer.EXECUTION) is None:
             self._restart_exec_timer()
-        self._vote(slot)
+        self._vote(slot, slot.ask)
         early, slot.early = slot.early, []
         for message in early:
             self._handlers[type(message)](message)
 
-    def _vote(self, slot: Slot) -> None:
-        """Backup: send the collector one prepare share, the kind it collects.
+    def _vote(self, slot: Slot, ask: int) -> None:
+        """Backup: send the collector the prepare shares asked for (`collector` docstring).
 
-        A fast share alone while the fast path is wanted: the 2f+1 share would be a second
-        BLS signature per batch that only a failed fast path needs. It follows when the
-        collector gives up (`on_slow_path`), or, should its SLOW-PATH be lost, once the slot is
-        still only pre-prepared `prepare_share_timeout_ms` later (`_late_prepare_shares`).
+        A fast share alone (`Ask.FAST`) leaves the 2f+1 share for when the collector gives up
+        (`on_slow_path`) or, should its SLOW-PATH be lost, for when the slot is still only
+        pre-prepared `prepare_share_timeout_ms` later (`_late_prepare_shares`).
         """
         message = prepare_message(slot.view, slot.seq, slot.digest)
-        if slot.fast_wanted:
-            share, fast_share = b"", self.crypto.sign_fast_share(message)
+        share = self.crypto.sign_share(message) if ask != Ask.FAST else b""
+        fast_share = self.crypto.sign_fast_share(message) if ask != Ask.SLOW else b""
+        if ask == Ask.FAST:
             slot.share_due_ms = self._now + self.config.timers.prepare_share_timeout_ms
             self.deadlines.set_earlier(Timer.PREPARE_SHARE, slot.share_due_ms)
-        else:
-            share, fast_share = self.crypto.sign_share(message), b""
         self._send(self.leader, self._sign(PrepareShare(slot.view, slot.seq, slot.digest, share, fast_share, self.id)))
 
     def on_slow_path(self, slow: SlowPath) -> None:
@@ -583,20 +617,22 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if slot is not None and slot.view == slow.view and slot.digest == slow.digest:
             self._vote_slow(slot)
 
-    def _vote_slow(self, slot: Slot) -> None:
-        """Backup: the 2f+1 share after a fast one, if the slot still waits for a certificate."""
+    def _vote_slow(self, slot: Slot) -> bool:
+        """Backup: the 2f+1 share after a fast one alone, if the slot still waits for a
+        certificate; whether it was sent."""
         slot.share_due_ms = None
         current = slot.view == self.view and self.view_active and not self.is_leader
-        if current and slot.fast_wanted and slot.status == SlotStatus.PRE_PREPARED:
-            slot.fast_wanted = False
-            self._vote(slot)
+        if not (current and slot.ask == Ask.FAST and slot.status == SlotStatus.PRE_PREPARED):
+            return False
+        slot.ask = Ask.SLOW
+        self._vote(slot, Ask.SLOW)
+        return True
 
     def _late_prepare_shares(self) -> None:
         """Backup: no SLOW-PATH and no certificate for some slots that voted fast: vote slow."""
         for slot in self.slots.values():
-            if slot.share_due_ms is not None and slot.share_due_ms <= self._now:
+            if slot.share_due_ms is not None and slot.share_due_ms <= self._now and self._vote_slow(slot):
                 self.metrics["fast_path.late_prepare_shares"] += 1
-                self._vote_slow(slot)
         later = [s.share_due_ms for s in self.slots.values() if s.share_due_ms is not None]
         if later:
             self.deadlines.set_earlier(Timer.PREPARE_SHARE, min(later))
@@ -605,11 +641,11 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         """Leader, deferred from `_accept`: its own vote for the batch it proposed."""
         if slot.view != view or slot.digest != digest or slot.certified:
             return
-        if slot.fast_wanted:
-            if self.id not in slot.fast_shares:
-                slot.fast_shares[self.id] = self.crypto.sign_fast_share(prepare_message(view, slot.seq, digest))
-        elif self.id not in slot.prepare_shares:
-            slot.prepare_shares[self.id] = self.crypto.sign_share(prepare_message(view, slot.seq, digest))
+        message = prepare_message(view, slot.seq, digest)
+        if slot.fast_wanted and self.id not in slot.fast_shares:
+            slot.fast_shares[self.id] = self.crypto.sign_fast_share(message)
+        if slot.ask != Ask.FAST and self.id not in slot.prepare_shares:
+            slot.prepare_shares[self.id] = self.crypto.sign_share(message)
         self._certify_prepare(slot)
 
     def _certified_slot(

@@ -28,7 +28,7 @@ view change (SBFT's rule); with f+1 reporters, at least one honest replica vouch
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ from .certificates import Certifier
 from .config import ClusterConfig
 from .deadlines import Timer
 from .messages import (
+    Ask,
     CheckpointProof,
     NewView,
     PrePrepared,
@@ -136,7 +137,7 @@ class ViewChangeRole:
         self._enter_view(new_view, active=False)
         self.deadlines.set(Timer.EXECUTION, None)
         self.deadlines.set(Timer.NEW_VIEW, None)
-        self.proposal_queue.clear()
+        self._set_proposal_queue(())
         self.metrics["view_changes.started"] += 1
         self._ready.events.append(ViewChangeStarted(new_view, reason))
         self._send_view_change()
@@ -286,7 +287,7 @@ class ViewChangeRole:
             last = max(last, proposal.seq)
             if proposal.seq > self.stable_seq:
                 self._accept(
-                    self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch, fast=False
+                    self._slot(proposal.seq), new_view.view, batch_digest(proposal.batch), proposal.batch, Ask.SLOW
                 )
         # Slots above O belonged to the old view and were never certified: forget them.
         for seq in [s for s in self.slots if s > last and self.slots[s].committed is None]:
@@ -295,7 +296,7 @@ class ViewChangeRole:
         in_o = {r.key for p in new_view.proposals for r in p.batch}
         self.proposed = in_o
         if self.is_leader:
-            self.proposal_queue = deque(k for k in self.pending if k not in in_o)
+            self._set_proposal_queue(k for k in self.pending if k not in in_o)
             self._propose()
         self._restart_exec_timer()
         self._execute_ready()

@@ -10,6 +10,7 @@ import pytest
 
 from pbft_core.messages import (
     MESSAGE_TYPES,
+    Ask,
     CheckpointProof,
     DecodeError,
     NewView,
@@ -33,7 +34,7 @@ SAMPLES = [
     REQUEST,
     Reply(2, "A", 7, 3, "ok", False, 0, (), b"r" * 64),
     Reply(2, "A", 7, 3, 14, True, 1, (b"h" * 32,), b"r" * 64),
-    PrePrepare(1, 5, batch_digest(BATCH), BATCH, 1, True, b"p" * 64),
+    PrePrepare(1, 5, batch_digest(BATCH), BATCH, 1, Ask.FAST, b"p" * 64),
     PrepareShare(1, 5, b"d" * 32, b"x" * 106, b"y" * 106, 4, b"q" * 64),
     ViewChange(
         3,
@@ -119,7 +120,7 @@ def test_a_request_argument_of_the_wrong_kind_is_refused_inside_a_batch_too(args
     with pytest.raises(DecodeError, match=f"^{re.escape(why)}"):
         decode(alone)
     batch = [_request_wire(["A", "B", 3]), _request_wire(args)]
-    pre_prepare = msgpack.packb([PrePrepare.TAG, 1, 5, b"d" * 32, batch, 1, True, b"p" * 64], use_bin_type=True)
+    pre_prepare = msgpack.packb([PrePrepare.TAG, 1, 5, b"d" * 32, batch, 1, Ask.BOTH, b"p" * 64], use_bin_type=True)
     with pytest.raises(DecodeError, match=f"^PrePrepare\\.batch: {re.escape(why)}"):
         decode(pre_prepare)
 

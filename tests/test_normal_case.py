@@ -93,3 +93,23 @@ def test_reads_that_arrive_together_are_answered_under_one_signed_root_on_the_ne
     assert len({reply.sig for _, reply in replies}) == 1
     assert len({reply.signed_root() for _, reply in replies}) == 1
     assert backup.tick(1.0).to_clients == []
+
+
+def _transfer(client: str) -> Request:
+    return signed(Request(client, 1, "transfer", (client, "J", 1), False), client_crypto(client))
+
+
+def _proposed(ready) -> list[tuple[str, ...]]:
+    return [tuple(r.client for r in m.batch) for to, m in ready.to_replicas if to == 2 and isinstance(m, PrePrepare)]
+
+
+def test_a_partial_batch_waits_for_the_instance_in_flight_but_no_longer_than_the_hold():
+    leader = Replica(1, CONFIG, replica_crypto(1))
+    hold = CONFIG.timers.batch_hold_ms
+    leader.step(_transfer("A"), 0.0)
+    assert _proposed(leader.tick(0.0)) == [("A",)]  # nothing in flight: a lone request goes at once
+    leader.step(_transfer("B"), 1.0)
+    leader.step(_transfer("C"), 2.0)
+    assert _proposed(leader.tick(1.0 + hold / 2)) == []  # A's instance is in flight: B and C wait
+    ready = leader.tick(1.0 + hold)
+    assert _proposed(ready) == [("B", "C")]  # together, once B has waited the whole hold

@@ -40,6 +40,7 @@ from ..crypto import NodeCrypto
 from ..messages import (
     MESSAGE_SIZE_MAX,
     STR_FIELD_MAX,
+    Ask,
     CatchUp,
     Checkpoint,
     CheckpointProof,
@@ -154,9 +155,9 @@ def propose_through(inner: Replica, seq: int, batch: tuple[Request, ...]) -> Non
     batch (broadcast, accept, its own share deferred), so its state knows the proposal and it
     collects and certifies as usual. The one place that leans on the replica's internals."""
     digest = batch_digest(batch)
-    fast = inner.config.fast_path
-    inner._broadcast(inner._sign(PrePrepare(inner.view, seq, digest, batch, inner.id, fast)))
-    inner._accept(inner._slot(seq), inner.view, digest, batch, fast=fast)
+    ask = Ask.BOTH if inner.config.fast_path else Ask.SLOW
+    inner._broadcast(inner._sign(PrePrepare(inner.view, seq, digest, batch, inner.id, ask)))
+    inner._accept(inner._slot(seq), inner.view, digest, batch, ask)
 
 
 class ReplicaFilter:
@@ -365,7 +366,7 @@ class _PerRecipientLeader(ReplicaFilter):
         batch = candidates[0]
         digest = batch_digest(batch)
         self.proposals[1] = (digest, batch)
-        pre_prepare = self.sign(PrePrepare(2, 1, digest, batch, self.id, fast=False))  # 2f+1 shares to forge with
+        pre_prepare = self.sign(PrePrepare(2, 1, digest, batch, self.id, Ask.SLOW))  # 2f+1 shares to forge with
         # Links need not be FIFO: a PRE-PREPARE that overtakes the NEW-VIEW is dropped as
         # "wrong view", so it goes again a few times (a duplicate is ignored).
         for delay_ms in (0.0, 20.0, 80.0, 250.0, 600.0):
