@@ -47,7 +47,7 @@ def test_a_replica_database_round_trips_its_state_log_checkpoints_and_new_views(
     sim = Simulation(
         ClusterConfig(checkpoint_interval=5), seed=3, byzantine={1: (Attack("crash"),)}
     )
-    sim.run_transactions(RING)
+    sim.run_transactions(RING * 3)  # enough batches for a stable checkpoint or two
     replica = sim.replica(4)
     _store_from_sim(sim, 4, tmp_path / "n4.sqlite").close()
 
