@@ -1,6 +1,7 @@
 """The TCP shell's per-message costs cut in bulk: frames split out of whole chunks, a turn's
-messages joined in one pass, the write-ahead log compacted without decoding every request again,
-and a client pool's timers left armed when a reply does not move the deadline.
+messages joined in one pass and written by the pump without waking a writer task, the
+write-ahead log compacted without decoding every request again, and a client pool's timers left
+armed when a reply does not move the deadline.
 
 `FrameSplitter` is checked against the frames that went in, for every way of cutting the stream
 into chunks (one byte at a time, across headers, many frames in one chunk), and keeps the limits
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import msgpack
 import pytest
@@ -26,18 +29,22 @@ from pbft_core.durable import CorruptLogError, _kind_and_seq, _seq_of, decode_ev
 from pbft_core.ready import DURABLE_EVENTS, NewViewInstalled, ViewEntered
 from pbft_core.runtime.framing import (
     HEADER,
+    HEADER_SIZE,
     KIND_MESSAGE,
+    ROLE_REPLICA,
     FrameSplitter,
     FrameTimeout,
     FrameTooLarge,
+    PeerIdentity,
+    Session,
     frame,
     join_messages,
     read_frames,
     split_messages,
 )
 from pbft_core.runtime.simulator import Simulation
-from pbft_core.runtime.tcp import ClientPool
-from pbft_core.runtime.tcp.links import coalesce
+from pbft_core.runtime.tcp import ClientPool, limits
+from pbft_core.runtime.tcp.links import Connection, Outbox, coalesce
 from pbft_core.runtime.tcp_local import free_ports
 from tests.support import transfer
 
@@ -204,3 +211,63 @@ def test_a_turn_of_messages_only_is_one_b_payload_byte_for_byte_as_join_messages
 
 def _messages_of(payload: bytes) -> list[bytes]:
     return [payload[1:]] if payload[:1] == KIND_MESSAGE else [bytes(m) for m in split_messages(payload)]
+
+
+# ---- direct writes without writer wake-ups ---------------------------------------------------
+
+
+class _Transport:
+    def __init__(self, buffered: int) -> None:
+        self.buffered = buffered
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+class _Writer:
+    def __init__(self, buffered: int) -> None:
+        self.transport = _Transport(buffered)
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def _direct_connection(buffered: int) -> tuple[Connection, _Writer]:
+    key = bytes(32)
+    writer = _Writer(buffered)
+    outbox = Outbox(Counter(), "out.test", wake_writer=False)
+    connection = Connection(
+        cast(asyncio.StreamReader, None), cast(asyncio.StreamWriter, writer), Session(key, key),
+        PeerIdentity(ROLE_REPLICA, ("n2",)), outbox,
+    )  # fmt: skip
+    return connection, writer
+
+
+def test_what_the_pump_queues_wakes_no_writer_and_leaves_in_one_write() -> None:
+    async def go() -> tuple[bool, bool, list[bytes], bool]:
+        connection, writer = _direct_connection(buffered=0)
+        connection.send(KIND_MESSAGE + b"one")
+        connection.send(KIND_MESSAGE + b"two")
+        woken = connection.outbox.ready.is_set()
+        return woken, connection.write_now(), writer.written, connection.outbox.ready.is_set()
+
+    woken, wrote, written, woken_after = asyncio.run(go())
+    assert not woken and wrote and not woken_after
+    assert len(written) == 1
+    key = bytes(32)
+    body = Session(key, key).open(written[0][HEADER_SIZE:])
+    assert [bytes(m) for m in split_messages(body)] == [b"one", b"two"]
+
+
+def test_a_backed_up_peer_gets_what_is_queued_from_the_writer_task_instead() -> None:
+    async def go() -> tuple[bool, list[bytes], bool, int]:
+        connection, writer = _direct_connection(buffered=limits.DIRECT_WRITE_BUFFERED_MAX + 1)
+        connection.send(KIND_MESSAGE + b"one")
+        return connection.write_now(), writer.written, connection.outbox.ready.is_set(), len(connection.outbox)
+
+    wrote, written, handed_over, queued = asyncio.run(go())
+    assert not wrote and written == [] and handed_over and queued == 1

@@ -55,12 +55,15 @@ from .log import NodeLog
 class Outbox:
     """Bounded FIFO of payloads for one link; when full the oldest are dropped (and counted)."""
 
-    def __init__(self, counters: Counter[str], what: str) -> None:
+    def __init__(self, counters: Counter[str], what: str, *, wake_writer: bool = True) -> None:
         self._items: deque[bytes] = deque()
         self._bytes = 0
         self._counters = counters
         self._what = what
         self.ready = asyncio.Event()
+        # False when the owner writes what it queued itself (`Connection.write_now`, which wakes
+        # the writer task only when it cannot write): a put then costs no task wake-up.
+        self.wake_writer = wake_writer
 
     def put(self, payload: bytes) -> None:
         self._items.append(payload)
@@ -68,7 +71,8 @@ class Outbox:
         while len(self._items) > OUTBOUND_FRAMES_MAX or self._bytes > OUTBOUND_BYTES_MAX:
             self._bytes -= len(self._items.popleft())
             self._counters[f"{self._what}.dropped_queue_full"] += 1
-        self.ready.set()
+        if self.wake_writer:
+            self.ready.set()
 
     def take_all(self) -> list[bytes]:
         items, self._items, self._bytes = list(self._items), deque(), 0
@@ -241,9 +245,11 @@ class Connection:
         after its commit), saving the hop to `write_loop`'s task; only while the transport
         holds less than `DIRECT_WRITE_BUFFERED_MAX` unsent bytes, so a slow peer is still
         paced by `write_loop`'s drain. Whether it wrote."""
-        if self.closed or not len(self.outbox) or self.writer.transport.is_closing():
+        if self.closed or not len(self.outbox):
             return False
-        if self.writer.transport.get_write_buffer_size() > limits.DIRECT_WRITE_BUFFERED_MAX:
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > limits.DIRECT_WRITE_BUFFERED_MAX:
+            self.outbox.ready.set()  # the writer task takes over, paced by its drain
             return False
         self._write_queued()
         return True
@@ -297,6 +303,7 @@ class DialLink:
         reconnect_max_s: float = RECONNECT_DELAY_MAX_S,
         frame_bytes_max: int | None = None,
         send_frame_bytes_max: int = FRAME_SIZE_MAX,
+        writes_direct: bool = False,
     ) -> None:
         self.target = target
         # What the replica reads in one frame from us: a peer's frame limit, or a client's.
@@ -313,7 +320,8 @@ class DialLink:
         self.log = log
         self.on_payload = on_payload
         self.on_state = on_state
-        self.outbox = Outbox(counters, f"out.{replica_name(target)}")
+        # A replica's pump writes its links itself (`write_now`); a client pool's writer tasks do.
+        self.outbox = Outbox(counters, f"out.{replica_name(target)}", wake_writer=not writes_direct)
         self.connection: Connection | None = None
         self.connected = asyncio.Event()
         self.connects = 0
@@ -328,9 +336,14 @@ class DialLink:
         self.outbox.put(payload)
 
     def write_now(self) -> bool:
-        """`Connection.write_now` on the current connection, if there is one."""
+        """`Connection.write_now` on the current connection; without one, what is queued waits
+        for the writer task of the next connection."""
         connection = self.connection
-        return connection is not None and connection.write_now()
+        if connection is None:
+            if len(self.outbox):
+                self.outbox.ready.set()
+            return False
+        return connection.write_now()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -250,6 +250,7 @@ class ReplicaNode:
                 self._replica_dialer(peer),
                 self.counters,
                 self.log,
+                writes_direct=True,  # `_write_out`
             )
             self.links[peer] = link
             link.start()
@@ -396,7 +397,8 @@ class ReplicaNode:
 
     def _write_out(self) -> None:
         """Write what this flush queued, one frame run per link, from the pump's own turn (a
-        link whose peer is slow leaves it to its writer task; see `Connection.write_now`)."""
+        link whose peer is slow or down leaves it to its writer task; see `Connection.write_now`:
+        the outboxes the pump fills do not wake their writer tasks on every message)."""
         written = 0
         for target in self._dirty:
             written += target.write_now()
@@ -455,7 +457,7 @@ class ReplicaNode:
         session, identity = established
         # Replies and status answers go to a client pool, which reads frames of at most this.
         connection = Connection(
-            reader, writer, session, identity, Outbox(self.counters, "out.client"),
+            reader, writer, session, identity, Outbox(self.counters, "out.client", wake_writer=False),
             frame_bytes_max=limits.TO_CLIENT_FRAME_BYTES_MAX,
         )  # fmt: skip
         if identity.role == ROLE_CLIENT and not self._admit_client(connection):
@@ -624,6 +626,7 @@ class ReplicaNode:
                 if connection.status_queries.take(time.monotonic()):
                     self.counters["status.queries"] += 1
                     connection.send(self._status_payload())
+                    connection.outbox.ready.set()  # not the pump's: its writer task sends it
                 else:
                     self.counters["status.rate_limited"] += 1
             elif replica is None:
