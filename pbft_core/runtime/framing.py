@@ -52,7 +52,10 @@ as anything but a `HandshakeError` (names are parsed as strict ASCII: ``"²".isd
 true in Python).
 
 Everything here is sans-I/O except `read_frame`, which reads one frame from an asyncio
-`StreamReader` with the size limit and the body deadline.
+`StreamReader` with the size limit and the body deadline (the handshake's), and `read_frames`,
+which reads whatever has arrived and returns every whole frame in it, with the same limit and
+deadline, split by the sans-I/O `FrameSplitter` (a session's: one wake-up per read, not two
+per frame).
 """
 
 from __future__ import annotations

@@ -16,12 +16,15 @@ on the client's own connection. Every connection starts with the mutual handshak
 (replicas prove replica identities, clients prove client identities, with the Ed25519 keys of
 the cluster file) and then carries encrypted, counter-authenticated frames.
 
-**The node loop.** Reader tasks hand each decrypted protocol message straight to the
+**The node loop.** Reader tasks read whatever has arrived in one go, split every whole frame
+out of it (`framing.FrameSplitter`), and hand each decrypted protocol message straight to the
 `NodeHost` (decode, step the replica, perform its `Ready` into the host's outbox) and wake the
-*pump*. The pump runs once per event-loop iteration at most: it **commits** — the inspection
-database (`ReplicaStore`) and the write-ahead log (`DurableLog`, ``synchronous=FULL``) — and
-only then lets the host hand its queued bytes to the links, and writes them itself (one sealed
-frame per link: what one turn queued for a peer or a client leaves as one ``B`` payload). Before
+*pump*. The pump runs once per event-loop iteration at most: it **commits** the write-ahead log
+(`DurableLog`, ``synchronous=FULL`` with the default ``power`` durability), preceded by the
+inspection database (`ReplicaStore`, which otherwise trails by up to 50 ms, as the pipes
+workers' does), and only then lets the host hand its queued bytes to the links, and writes them
+itself (one sealed frame per link: what one turn queued for a peer or a client leaves as one
+``B`` payload; a link's writer task is woken only when its peer is backed up or it is down). Before
 it ticks the replica it lets the readers hand over what has already arrived (a few rounds of
 two turns, while they keep finding input; each round's output is committed and sent), as the
 pipes worker reads every ready link before its tick; then it ticks the replica when its
