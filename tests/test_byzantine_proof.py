@@ -15,6 +15,7 @@ from pbft_core.client import Client
 from pbft_core.config import ClusterConfig
 from pbft_core.messages import (
     MESSAGE_SIZE_MAX,
+    Ask,
     CatchUp,
     CheckpointProof,
     DecodeError,
@@ -25,6 +26,7 @@ from pbft_core.messages import (
     PrePrepared,
     Reply,
     Request,
+    SlowPath,
     ViewChange,
     batch_bytes,
     batch_digest,
@@ -371,3 +373,29 @@ def test_a_restarted_backup_gives_its_recovered_requests_a_whole_timeout_from_it
     assert restored.view == 1
     restored.tick(10_000.0 + timeout)
     assert restored.view == 2 and not restored.view_active
+
+
+def test_a_pre_prepare_asking_for_an_unknown_kind_of_share_is_dropped_unvoted():
+    """Given a Byzantine leader whose PRE-PREPARE's `ask` is none of the three kinds, when a
+    backup receives it, then it is dropped and the backup signs nothing for it."""
+    backup = Replica(2, CONFIG, replica_crypto(2))
+    batch = (request("A", 1),)
+    ready = backup.step(signed(PrePrepare(1, 1, batch_digest(batch), batch, 1, 7), 1), 0.0)
+    assert backup.metrics["dropped.unknown ask"] == 1 and ready.to_replicas == []
+
+
+def test_slow_path_from_a_backup_or_for_another_batch_makes_no_one_sign():
+    """Given a backup that voted with its fast share alone, when a SLOW-PATH comes from a
+    replica that is not the leader, or names another digest, then no 2f+1 share is signed; the
+    leader's own SLOW-PATH for the slot gets exactly one."""
+    backup = Replica(2, CONFIG, replica_crypto(2))
+    batch = (request("A", 1),)
+    digest = batch_digest(batch)
+    [(_, vote)] = backup.step(signed(PrePrepare(1, 1, digest, batch, 1, Ask.FAST), 1), 0.0).to_replicas
+    assert vote.fast_share and not vote.share
+    assert backup.step(signed(SlowPath(1, 1, digest, 3), 3), 1.0).to_replicas == []
+    assert backup.metrics["dropped.not from the leader"] == 1
+    assert backup.step(signed(SlowPath(1, 1, bytes(32), 1), 1), 2.0).to_replicas == []
+    [(to, late)] = backup.step(signed(SlowPath(1, 1, digest, 1), 1), 3.0).to_replicas
+    assert to == 1 and late.share and not late.fast_share
+    assert backup.step(signed(SlowPath(1, 1, digest, 1), 1), 4.0).to_replicas == []  # a replay: nothing more

@@ -21,8 +21,8 @@ or a client process)::
 connection). ``eph_*`` are fresh X25519 keys, ``nonce_*`` 32 random bytes. Both sides sign
 the same transcript hash T over (proto, acceptor id, nonce_a, eph_a, role, names, nonce_d,
 eph_d), each with a role-specific domain tag: every dialer identity signs
-``pbft-tcp/2/dialer/`` + T with its Ed25519 identity key, the acceptor signs
-``pbft-tcp/2/acceptor/`` + T with its own. Verification uses only the public keys of the
+``pbft-tcp/3/dialer/`` + T with its Ed25519 identity key, the acceptor signs
+``pbft-tcp/3/acceptor/`` + T with its own. Verification uses only the public keys of the
 cluster file. So a peer that claims another replica's identity cannot produce the signature;
 a recorded handshake cannot be replayed (the other side's nonce and ephemeral key are fresh);
 a dialer checks that it reached the replica it dialed, not whoever answers at that address.
@@ -78,9 +78,10 @@ from nacl.signing import SigningKey, VerifyKey
 from ..messages import MESSAGE_SIZE_MAX
 from .packing import pack
 
-# 2: payloads of kind B (several messages in one frame). A node of version 1 and one of
-# version 2 refuse each other's handshake instead of misreading each other's frames.
-PROTOCOL = "pbft-tcp/2"
+# 2: payloads of kind B (several messages in one frame). 3: PRE-PREPARE's `ask` field and the
+# SLOW-PATH message (docs/protocol.md). Nodes of different versions refuse each other's
+# handshake instead of dropping each other's messages as undecodable.
+PROTOCOL = "pbft-tcp/3"
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
 # A message inside a B payload: its length, then its bytes.
