@@ -59,13 +59,13 @@ class CollectorRole:
         if slot is None or slot.certified:
             return
         counted = False
-        if share.fast_share and slot.fast_wanted and share.replica not in slot.fast_shares:
+        if share.fast_share and slot.ask != Ask.SLOW and share.replica not in slot.fast_shares:
             slot.fast_shares[share.replica] = share.fast_share
             counted = True
         if share.share and share.replica not in slot.prepare_shares:
             slot.prepare_shares[share.replica] = share.share
             counted = True
-            if slot.fast_wanted and slot.ask == Ask.FAST:
+            if slot.ask == Ask.FAST:
                 # Its sender gave up on a FAST-COMMIT long after this collector would have (a
                 # lost fast share or SLOW-PATH): the slot goes slow now.
                 self._fast_path_missed(slot)
@@ -77,7 +77,7 @@ class CollectorRole:
         if slot.certified or slot.view != self.view or not self.is_leader:
             return
         message = prepare_message(slot.view, slot.seq, slot.digest)
-        if slot.fast_wanted:
+        if slot.ask != Ask.SLOW:
             count = len(slot.fast_shares)
             if count == self.config.fast_quorum:
                 if self._send_fast_commit(slot, message):
@@ -86,7 +86,7 @@ class CollectorRole:
                 slot.quorum_at_ms = self._now
                 slot.fast_deadline_ms = self._now + self.fast_path.wait_ms()
                 self.deadlines.set_earlier(Timer.FAST_PATH, slot.fast_deadline_ms)
-            if slot.fast_wanted:
+            if slot.ask != Ask.SLOW:  # still waiting for all n
                 return
         if self.id not in slot.prepare_shares:  # the slot turned slow: the collector's own vote
             slot.prepare_shares[self.id] = self.crypto.sign_share(message)
@@ -143,11 +143,11 @@ class CollectorRole:
         """No fast path for this instance (a miss for the policy): it collects 2f+1 shares."""
         self.fast_path.miss()
         self.metrics["fast_path.misses"] += 1
-        slot.fast_wanted = False
-        slot.fast_deadline_ms = None
-        slot.fast_shares.clear()
         if slot.ask == Ask.FAST:  # the backups hold back their 2f+1 shares until asked
             self._broadcast(self._sign(SlowPath(slot.view, slot.seq, slot.digest, self.id)))
+        slot.ask = Ask.SLOW
+        slot.fast_deadline_ms = None
+        slot.fast_shares.clear()
 
     def _fast_path_failed(self: Replica, slot: Slot, message: bytes) -> None:
         """Someone's fast share is bad: the instance goes slow, and bad 2f+1 shares go too."""

@@ -24,8 +24,9 @@ class Slot:
     proposed_at_ms: float = 0.0
     quorum_at_ms: float | None = None
     fast_deadline_ms: float | None = None
-    ask: int = 0  # which prepare shares the proposal asked for (`Ask`)
-    fast_wanted: bool = False  # collector: still waiting for all n fast shares
+    # Which prepare shares the proposal asked for (`Ask`); SLOW once the fast path is given up
+    # for this slot (the collector's miss, a backup's 2f+1 vote after a fast one alone).
+    ask: int = 0
     share_due_ms: float | None = None  # backup: when its 2f+1 share follows a fast one alone
     certified: bool = False  # collector already sent this view's prepare certificate / fast commit
     commit_certified: bool = False
@@ -41,7 +42,7 @@ class Slot:
         self.view, self.digest, self.batch = view, digest, batch
         self.prepare_shares, self.fast_shares, self.commit_shares = {}, {}, {}
         self.quorum_at_ms = self.fast_deadline_ms = self.share_due_ms = None
-        self.certified = self.commit_certified = self.fast_wanted = False
+        self.certified = self.commit_certified = False
         self.ask = 0
 
     def advance(self, status: SlotStatus, *, reopen: bool = False) -> bool:

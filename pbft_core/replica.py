@@ -513,7 +513,11 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
 
     def _set_proposal_queue(self, keys: Iterable[RequestKey]) -> None:
         self.proposal_queue = deque(keys)
-        self._queue_bytes = sum(request_bytes(self.pending[k]) for k in self.proposal_queue if k in self.pending)
+        self._count_queue_bytes()
+
+    def _count_queue_bytes(self) -> None:
+        pending = self.pending
+        self._queue_bytes = sum(request_bytes(pending[k]) for k in self.proposal_queue if k in pending)
 
     def _next_batch(self) -> tuple[Request, ...]:
         batch: list[Request] = []
@@ -529,8 +533,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
             self.proposal_queue.popleft()
             batch.append(request)
             self.proposed.add(request.key)
-        pending = self.pending
-        self._queue_bytes = sum(request_bytes(pending[k]) for k in self.proposal_queue if k in pending)
+        self._count_queue_bytes()
         return tuple(batch)
 
     # ---- normal case: backups ---------------------------------------------------------------
@@ -584,25 +587,24 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
             return
         self._take_proposal(slot, view, digest, batch)
         slot.ask = ask
-        slot.fast_wanted = ask != Ask.SLOW
         if self.is_leader:
             self._deferred.append(lambda: self._own_shares(slot, view, digest))
             return
         if self.deadlines.get(Timer.EXECUTION) is None:
             self._restart_exec_timer()
-        self._vote(slot, slot.ask)
+        self._vote(slot)
         early, slot.early = slot.early, []
         for message in early:
             self._handlers[type(message)](message)
 
-    def _vote(self, slot: Slot, ask: int) -> None:
+    def _vote(self, slot: Slot) -> None:
         """Backup: send the collector the prepare shares asked for (`collector` docstring).
 
         A fast share alone (`Ask.FAST`) leaves the 2f+1 share for when the collector gives up
         (`on_slow_path`) or, should its SLOW-PATH be lost, for when the slot is still only
         pre-prepared `prepare_share_timeout_ms` later (`_late_prepare_shares`).
         """
-        message = prepare_message(slot.view, slot.seq, slot.digest)
+        message, ask = prepare_message(slot.view, slot.seq, slot.digest), slot.ask
         share = self.crypto.sign_share(message) if ask != Ask.FAST else b""
         fast_share = self.crypto.sign_fast_share(message) if ask != Ask.SLOW else b""
         if ask == Ask.FAST:
@@ -625,7 +627,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if not (current and slot.ask == Ask.FAST and slot.status == SlotStatus.PRE_PREPARED):
             return False
         slot.ask = Ask.SLOW
-        self._vote(slot, Ask.SLOW)
+        self._vote(slot)
         return True
 
     def _late_prepare_shares(self) -> None:
@@ -642,7 +644,7 @@ class Replica(CollectorRole, CheckpointRole, CatchUpRole, ViewChangeRole):
         if slot.view != view or slot.digest != digest or slot.certified:
             return
         message = prepare_message(view, slot.seq, digest)
-        if slot.fast_wanted and self.id not in slot.fast_shares:
+        if slot.ask != Ask.SLOW and self.id not in slot.fast_shares:
             slot.fast_shares[self.id] = self.crypto.sign_fast_share(message)
         if slot.ask != Ask.FAST and self.id not in slot.prepare_shares:
             slot.prepare_shares[self.id] = self.crypto.sign_share(message)

@@ -26,6 +26,7 @@ from pbft_core.messages import (
     batch_digest,
     decode,
     encode,
+    request_bytes,
 )
 
 REQUEST = Request("A", 7, "transfer", ("A", "B", 3), False, b"s" * 64)
@@ -147,3 +148,11 @@ def test_messages_stay_frozen_and_keep_their_defaults():
     assert request.sig == b""
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.timestamp = 2  # type: ignore[misc]
+
+
+def test_a_request_s_size_is_its_encoding_s_and_signing_it_does_not_carry_the_unsigned_size_over():
+    unsigned = dataclasses.replace(REQUEST, sig=b"")
+    assert request_bytes(unsigned) == len(msgpack.packb(msgpack.unpackb(encode(unsigned))[1:], use_bin_type=True))
+    signed = unsigned.with_sig(b"s" * 64)
+    assert request_bytes(signed) == request_bytes(unsigned) + 64  # a 64-byte bin instead of an empty one
+    assert request_bytes(signed) == request_bytes(REQUEST)
